@@ -1,0 +1,10 @@
+"""OpenTelemetry spans and metrics with the exact tokens Amazon Bedrock bills.
+
+>>> from otel_bedrock_tokens import BedrockTokensInstrumentor
+>>> BedrockTokensInstrumentor().instrument()
+"""
+
+from .instrumentor import BedrockTokensInstrumentor
+from .version import __version__
+
+__all__ = ["BedrockTokensInstrumentor", "__version__"]

@@ -1,0 +1,118 @@
+"""The one patched surface: a wrapt wrapper around ``BaseClient._make_api_call``.
+
+Data flows one way: request facts -> the real call -> response facts -> telemetry. Every step of
+ours is guarded: an error inside the instrumentation is logged at debug level and the caller gets
+exactly what botocore returned or raised. Calls to other services and operations pass straight
+through after one dict lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from .endpoint import server_of
+from .errors import error_facts, error_type_of
+from .operations import Operation
+from .telemetry import Call, RequestHook, ResponseHook, Telemetry
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "bedrock-runtime"
+
+#: Wraps a stream-bearing result so the span ends with the stream (set by the streams module).
+StreamWrapper = Callable[[Call, Operation, Any, Any], Any]
+
+
+class BedrockHook:
+    """State of one ``instrument()``: the operations measured and where telemetry goes."""
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        operations: Mapping[str, Operation],
+        request_hook: RequestHook | None = None,
+        response_hook: ResponseHook | None = None,
+        wrap_stream: StreamWrapper | None = None,
+    ) -> None:
+        self.telemetry = telemetry
+        self.operations = dict(operations)
+        self.request_hook = request_hook
+        self.response_hook = response_hook
+        self.wrap_stream = wrap_stream
+        #: Cleared by ``uninstrument()`` when the wrapper cannot be spliced out of a chain.
+        self.active = True
+
+    def __call__(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if len(args) != 2 or kwargs or not self.active or type(args[0]) is not str:
+            return wrapped(*args, **kwargs)
+        operation = self.operations.get(args[0])
+        if operation is None:
+            return wrapped(*args, **kwargs)
+        call = self._start(operation, instance, args[1])
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args)
+        except BaseException as error:
+            self._fail(call, error)
+            raise
+        return self._finish(call, operation, instance, args[1], result)
+
+    def _start(self, operation: Operation, client: Any, params: Any) -> Call | None:
+        try:
+            meta = client.meta
+            if meta.service_model.service_name != SERVICE_NAME or not is_instrumentation_enabled():
+                return None
+            if not isinstance(params, dict):
+                return None
+            request = operation.request(params, server_of(meta.endpoint_url))
+            call = self.telemetry.start(request)
+            if self.request_hook is not None:
+                self._run_hook(self.request_hook, call, operation, params)
+            call.activate()
+            return call
+        except Exception:
+            logger.debug("bedrock-tokens: could not start a span", exc_info=True)
+            return None
+
+    def _fail(self, call: Call, error: BaseException) -> None:
+        try:
+            call.deactivate()
+            call.end(error_facts(error), error_type_of(error))
+        except Exception:
+            logger.debug("bedrock-tokens: could not record a failed call", exc_info=True)
+
+    def _finish(self, call: Call, operation: Operation, client: Any, params: Any, result: Any) -> Any:
+        try:
+            call.deactivate()
+            if operation.stream_key is not None and self.wrap_stream is not None:
+                return self.wrap_stream(call, operation, result, self)
+            response = operation.response(call.request, result)
+            if self.response_hook is not None:
+                self._run_hook(self.response_hook, call, operation, result)
+            error = response.read_error
+            call.end(response, error_type_of(error) if error is not None else None)
+        except Exception:
+            logger.debug("bedrock-tokens: could not record a call", exc_info=True)
+            try:
+                call.end(None)
+            except Exception:
+                logger.debug("bedrock-tokens: could not end a span", exc_info=True)
+        return result
+
+    @staticmethod
+    def _run_hook(hook: Callable[..., None], call: Call, operation: Operation, data: Any) -> None:
+        try:
+            hook(call.span, SERVICE_NAME, operation.api_name, data)
+        except Exception:
+            logger.debug("bedrock-tokens: a user hook raised", exc_info=True)

@@ -1,0 +1,37 @@
+"""What a model family contributes: how to read its request and response bodies.
+
+A family is a table entry of plain functions, so adding one is a small module and the registry
+stays a lookup. Every reader takes untrusted JSON and must never raise (``families._fields``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..facts import RequestParams, ResponseFacts
+
+Body = dict[str, Any]
+
+
+def _no_chunk(chunk: Body, facts: ResponseFacts) -> None:
+    """Families whose stream chunks carry nothing beyond the invocation metrics."""
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    #: ``gen_ai.operation.name`` for a request body of this family.
+    operation_name: Callable[[Body], str]
+    #: ``gen_ai.request.*`` parameters from a request body.
+    request_params: Callable[[Body], RequestParams]
+    #: Fill usage / finish reasons / id / model from a complete InvokeModel response body.
+    read_response: Callable[[Body, ResponseFacts], None]
+    #: Fill the same from one InvokeModelWithResponseStream chunk (called once per chunk, in order).
+    read_chunk: Callable[[Body, ResponseFacts], None] = _no_chunk
+
+
+def chat_if_messages(body: Body) -> str:
+    """Messages-style bodies are ``chat``, prompt-style ones ``text_completion``."""
+    return "chat" if "messages" in body else "text_completion"

@@ -1,0 +1,71 @@
+"""``BedrockTokensInstrumentor``: the lifecycle of the one patch on botocore."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from . import settings
+from ._hooks import BedrockHook
+from .operations import OPERATIONS
+from .telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+_TARGET_MODULE = "botocore.client"
+_TARGET_NAME = "BaseClient._make_api_call"
+
+
+def _find_our_wrapper(outer: Any, hook: BedrockHook) -> tuple[Any, Any] | None:
+    """Walk a chain of wrapt wrappers; return (wrapper whose ``__wrapped__`` is ours, ours)."""
+    parent = None
+    current = outer
+    for _ in range(32):  # chains are short; never loop forever on a strange object
+        if isinstance(current, wrapt.FunctionWrapper) and current._self_wrapper is hook:
+            return parent, current
+        if not isinstance(current, wrapt.ObjectProxy):
+            return None
+        parent, current = current, current.__wrapped__
+    return None
+
+
+class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Spans and metrics with the exact tokens Bedrock bills, for every ``bedrock-runtime`` call.
+
+    ``instrument(tracer_provider=None, meter_provider=None, request_hook=None, response_hook=None)``;
+    see the README for every setting and its ``OTEL_BEDROCK_TOKENS_*`` variable.
+    """
+
+    _hook: BedrockHook | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("botocore >= 1.34",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        request_hook, response_hook = settings.hooks(kwargs)
+        telemetry = Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        hook = BedrockHook(telemetry, OPERATIONS, request_hook, response_hook)
+        wrapt.wrap_function_wrapper(_TARGET_MODULE, _TARGET_NAME, hook)
+        type(self)._hook = hook
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        from botocore.client import BaseClient
+
+        hook = type(self)._hook
+        type(self)._hook = None
+        if hook is None:
+            return
+        hook.active = False
+        found = _find_our_wrapper(BaseClient.__dict__.get("_make_api_call"), hook)
+        if found is None:
+            return  # already gone; the inactive hook would pass straight through anyway
+        parent, ours = found
+        if parent is None:
+            BaseClient._make_api_call = ours.__wrapped__
+        else:
+            # Another instrumentation wrapped on top of us: splice ourselves out of its chain.
+            parent.__wrapped__ = ours.__wrapped__

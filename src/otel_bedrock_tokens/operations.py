@@ -1,0 +1,179 @@
+"""Per botocore operation: the request facts before the call, the response facts after it.
+
+One :class:`Operation` per ``bedrock-runtime`` operation we measure. Adding an operation (the
+streams, CountTokens) means adding one entry to :data:`OPERATIONS`; the hook and the telemetry do not
+change. Nothing here touches spans.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.response import StreamingBody
+
+from .bodies import read_and_replay
+from .facts import RequestFacts, RequestParams, ResponseFacts
+from .families import Family, family_for
+from .families._fields import as_dict, number, str_tuple, string, token_count
+from .model_id import parse_model_id
+from .usage import Usage
+
+#: Token-count response headers of InvokeModel (lower-cased, as botocore stores them).
+INPUT_HEADER = "x-amzn-bedrock-input-token-count"
+OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
+CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
+CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
+
+
+def parse_json_object(data: object) -> dict[str, Any] | None:
+    """``data`` (bytes or str) as a JSON object, or ``None`` for anything else; never raises."""
+    if not isinstance(data, (bytes, bytearray, str)) or not data:
+        return None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def usage_from_headers(headers: Mapping[str, str]) -> Usage:
+    return Usage(
+        input_tokens=token_count(headers.get(INPUT_HEADER)),
+        output_tokens=token_count(headers.get(OUTPUT_HEADER)),
+        cache_read_tokens=token_count(headers.get(CACHE_READ_HEADER)),
+        cache_write_tokens=token_count(headers.get(CACHE_WRITE_HEADER)),
+    )
+
+
+def response_metadata(result: Mapping[str, Any], facts: ResponseFacts) -> Mapping[str, str]:
+    """Fill request id and retry count from ``ResponseMetadata``; return its HTTP headers."""
+    metadata = as_dict(result.get("ResponseMetadata"))
+    if metadata is None:
+        return {}
+    facts.request_id = string(metadata.get("RequestId"))
+    facts.retry_attempts = token_count(metadata.get("RetryAttempts"))
+    headers = metadata.get("HTTPHeaders")
+    return headers if isinstance(headers, Mapping) else {}
+
+
+class Operation:
+    """Base: the facts every operation shares (model id, server, response metadata)."""
+
+    #: botocore operation name.
+    api_name = ""
+    #: The response holds an event stream in this key (``None`` for plain responses).
+    stream_key: str | None = None
+
+    def request(self, params: Mapping[str, Any], server: tuple[str | None, int | None]) -> RequestFacts:
+        model_id = params.get("modelId")
+        model_id = model_id if isinstance(model_id, str) else ""
+        model = parse_model_id(model_id)
+        operation_name, family, request_params = self.describe(params, family_for(model))
+        return RequestFacts(
+            api_operation=self.api_name,
+            operation_name=operation_name,
+            model_id=model_id,
+            model=model,
+            params=request_params,
+            server_address=server[0],
+            server_port=server[1],
+            family=family.name if family is not None else None,
+        )
+
+    def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
+        raise NotImplementedError
+
+    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+        facts = ResponseFacts()
+        response_metadata(result, facts)
+        return facts
+
+
+class _InvokeModelBase(Operation):
+    """InvokeModel and InvokeModelWithResponseStream: the body's shape is the family's."""
+
+    def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
+        body = parse_json_object(params.get("body"))
+        if body is None:
+            return "chat", family, RequestParams()
+        return family.operation_name(body), family, family.request_params(body)
+
+
+class InvokeModel(_InvokeModelBase):
+    api_name = "InvokeModel"
+
+    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+        facts = ResponseFacts()
+        headers = response_metadata(result, facts)
+        body = result.get("body")
+        if isinstance(body, StreamingBody) and isinstance(result, dict):
+            read = read_and_replay(body)
+            # The caller's body is put back before anything else can go wrong.
+            result["body"] = read.replacement
+            facts.read_error = read.error
+            parsed = parse_json_object(read.data)
+            if parsed is not None:
+                family_for(request.model).read_response(parsed, facts)
+        # Headers are what Bedrock billed; the body's own usage only fills what they lack.
+        billed = usage_from_headers(headers)
+        billed.fill_from(facts.usage)
+        facts.usage = billed
+        return facts
+
+
+class InvokeModelWithResponseStream(_InvokeModelBase):
+    api_name = "InvokeModelWithResponseStream"
+    stream_key = "body"
+
+
+def converse_params(params: Mapping[str, Any]) -> RequestParams:
+    config = as_dict(params.get("inferenceConfig")) or {}
+    extra = as_dict(params.get("additionalModelRequestFields")) or {}
+    top_k = extra.get("top_k", extra.get("topK"))
+    if top_k is None:
+        top_k = (as_dict(extra.get("inferenceConfig")) or {}).get("topK")
+    return RequestParams(
+        max_tokens=token_count(config.get("maxTokens")),
+        temperature=number(config.get("temperature")),
+        top_p=number(config.get("topP")),
+        top_k=number(top_k),
+        stop_sequences=str_tuple(config.get("stopSequences")),
+    )
+
+
+def converse_usage(usage: object, into: Usage) -> None:
+    """Converse ``usage`` (also the ConverseStream ``metadata`` event's)."""
+    fields = as_dict(usage)
+    if fields is None:
+        return
+    into.input_tokens = token_count(fields.get("inputTokens"))
+    into.output_tokens = token_count(fields.get("outputTokens"))
+    into.cache_read_tokens = token_count(fields.get("cacheReadInputTokens"))
+    into.cache_write_tokens = token_count(fields.get("cacheWriteInputTokens"))
+
+
+class _ConverseBase(Operation):
+    def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
+        return "chat", None, converse_params(params)
+
+
+class Converse(_ConverseBase):
+    api_name = "Converse"
+
+    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+        facts = super().response(request, result)
+        converse_usage(result.get("usage"), facts.usage)
+        reason = string(result.get("stopReason"))
+        if reason is not None:
+            facts.finish_reasons = (reason,)
+        return facts
+
+
+class ConverseStream(_ConverseBase):
+    api_name = "ConverseStream"
+    stream_key = "stream"
+
+
+OPERATIONS: dict[str, Operation] = {op.api_name: op for op in (InvokeModel(), Converse())}

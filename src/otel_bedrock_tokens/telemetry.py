@@ -1,0 +1,231 @@
+"""Everything that turns facts into spans and metric points, in one place.
+
+:class:`Telemetry` is built once per ``instrument()``: tracer, histograms and counters are created
+here and never per call. :class:`Call` is one measured call from span start to its single end.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.metrics import Histogram, MeterProvider, get_meter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GenAI
+from opentelemetry.semconv._incubating.attributes.aws_attributes import AWS_REQUEST_ID
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as GenAIMetrics
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
+from opentelemetry.util.types import AttributeValue
+
+from . import names
+from .facts import RequestFacts, ResponseFacts
+from .version import __version__
+
+PROVIDER = GenAI.GenAiProviderNameValues.AWS_BEDROCK.value  # "aws.bedrock"
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+#: Advisory bucket boundaries from the GenAI semantic conventions.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+
+Attributes = dict[str, AttributeValue]
+#: ``request_hook(span, service_name, operation_name, api_params)``, as in the botocore instrumentation.
+RequestHook = Callable[[trace.Span, str, str, dict[str, Any]], None]
+#: ``response_hook(span, service_name, operation_name, result)``.
+ResponseHook = Callable[[trace.Span, str, str, Any], None]
+
+
+class Telemetry:
+    """The tracer and instruments of one ``instrument()``."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.tracer = get_tracer(__name__, __version__, tracer_provider, schema_url=SCHEMA_URL)
+        meter = get_meter(__name__, __version__, meter_provider, schema_url=SCHEMA_URL)
+        self.token_usage: Histogram = meter.create_histogram(
+            GenAIMetrics.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.duration: Histogram = meter.create_histogram(
+            GenAIMetrics.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            GenAIMetrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_per_output_chunk: Histogram = meter.create_histogram(
+            GenAIMetrics.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between consecutive chunks of a streamed response.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.cache_usage: Histogram = meter.create_histogram(
+            names.CACHE_TOKEN_USAGE,
+            unit="{token}",
+            description="Prompt-cache input tokens read or written per call (only calls that used "
+            "the cache).",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+
+    def start(self, request: RequestFacts) -> Call:
+        """Start the span (with the attributes samplers need) and the clock."""
+        span_attributes: Attributes = {
+            GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
+            GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
+            GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
+        }
+        if request.server_address is not None:
+            span_attributes[SERVER_ADDRESS] = request.server_address
+        if request.server_port is not None:
+            span_attributes[SERVER_PORT] = request.server_port
+        metric_attributes = span_attributes.copy()
+        params = request.params
+        if params.max_tokens is not None:
+            span_attributes[GenAI.GEN_AI_REQUEST_MAX_TOKENS] = params.max_tokens
+        if params.temperature is not None:
+            span_attributes[GenAI.GEN_AI_REQUEST_TEMPERATURE] = params.temperature
+        if params.top_p is not None:
+            span_attributes[GenAI.GEN_AI_REQUEST_TOP_P] = params.top_p
+        if params.top_k is not None:
+            span_attributes[GenAI.GEN_AI_REQUEST_TOP_K] = params.top_k
+        if params.stop_sequences is not None:
+            span_attributes[GenAI.GEN_AI_REQUEST_STOP_SEQUENCES] = params.stop_sequences
+        span = self.tracer.start_span(
+            f"{request.operation_name} {request.model_id}",
+            kind=SpanKind.CLIENT,
+            attributes=span_attributes,
+        )
+        return Call(self, span, metric_attributes, request)
+
+
+class Call:
+    """One measured call. :meth:`end` runs once, whoever calls it first (stream end, close, GC)."""
+
+    __slots__ = (
+        "_end_guard",
+        "_metric_attributes",
+        "_telemetry",
+        "_token",
+        "request",
+        "span",
+        "started",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        span: trace.Span,
+        metric_attributes: Attributes,
+        request: RequestFacts,
+    ) -> None:
+        self._telemetry = telemetry
+        self.request = request
+        self.span = span
+        self._metric_attributes = metric_attributes
+        self._end_guard = threading.Lock()
+        self._token: object | None = None
+        self.started = perf_counter()
+
+    # The span is current only while botocore runs, so nested HTTP spans are its children; it is
+    # never left current on the caller's thread after the call returns.
+    def activate(self) -> None:
+        self._token = context.attach(trace.set_span_in_context(self.span))
+
+    def deactivate(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
+
+    def end(
+        self,
+        response: ResponseFacts | None,
+        error_type: str | None = None,
+        extra: Attributes | None = None,
+    ) -> bool:
+        """Record the span's result and the metric points; ``False`` if already ended."""
+        if not self._end_guard.acquire(blocking=False):
+            return False
+        elapsed = perf_counter() - self.started
+        span = self.span
+        metric_attributes = self._metric_attributes
+        if response is not None:
+            self._record_response(span, response)
+        if extra:
+            span.set_attributes(extra)
+        if error_type is not None:
+            metric_attributes = {**metric_attributes, ERROR_TYPE: error_type}
+            span.set_attribute(ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR))
+        telemetry = self._telemetry
+        telemetry.duration.record(elapsed, metric_attributes)
+        if response is not None:
+            usage = response.usage
+            total_input = usage.total_input
+            if total_input is not None:
+                telemetry.token_usage.record(
+                    total_input, {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "input"}
+                )
+            if usage.output_tokens is not None:
+                telemetry.token_usage.record(
+                    usage.output_tokens, {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "output"}
+                )
+            if usage.cache_read_tokens:
+                telemetry.cache_usage.record(
+                    usage.cache_read_tokens,
+                    {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ},
+                )
+            if usage.cache_write_tokens:
+                telemetry.cache_usage.record(
+                    usage.cache_write_tokens,
+                    {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE},
+                )
+        span.end()
+        return True
+
+    def record_chunk_timing(self, first_chunk: float | None, per_chunk: list[float]) -> None:
+        """Streams: time to first chunk and the gaps between later chunks, in seconds."""
+        telemetry = self._telemetry
+        if first_chunk is not None:
+            telemetry.time_to_first_chunk.record(first_chunk, self._metric_attributes)
+        record = telemetry.time_per_output_chunk.record
+        for gap in per_chunk:
+            record(gap, self._metric_attributes)
+
+    @staticmethod
+    def _record_response(span: trace.Span, response: ResponseFacts) -> None:
+        attributes: Attributes = {}
+        usage = response.usage
+        if usage.total_input is not None:
+            attributes[GenAI.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input
+        if usage.output_tokens is not None:
+            attributes[GenAI.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if usage.cache_read_tokens is not None:
+            attributes[GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+        if usage.cache_write_tokens is not None:
+            attributes[GenAI.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+        if response.finish_reasons is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
+        if response.response_id is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_ID] = response.response_id
+        if response.response_model is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if response.request_id is not None:
+            attributes[AWS_REQUEST_ID] = response.request_id
+        if response.retry_attempts:
+            attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
+        if attributes:
+            span.set_attributes(attributes)
