@@ -37,12 +37,14 @@ class BedrockHook:
         request_hook: RequestHook | None = None,
         response_hook: ResponseHook | None = None,
         wrap_stream: StreamWrapper | None = None,
+        chunk_timing: str = "stream",
     ) -> None:
         self.telemetry = telemetry
         self.operations = dict(operations)
         self.request_hook = request_hook
         self.response_hook = response_hook
         self.wrap_stream = wrap_stream
+        self.chunk_timing = chunk_timing
         #: Cleared by ``uninstrument()`` when the wrapper cannot be spliced out of a chain.
         self.active = True
 
@@ -78,7 +80,7 @@ class BedrockHook:
             request = operation.request(params, server_of(meta.endpoint_url))
             call = self.telemetry.start(request)
             if self.request_hook is not None:
-                self._run_hook(self.request_hook, call, operation, params)
+                self.run_hook(self.request_hook, call, operation, params)
             call.activate()
             return call
         except Exception:
@@ -99,7 +101,7 @@ class BedrockHook:
                 return self.wrap_stream(call, operation, result, self)
             response = operation.response(call.request, result)
             if self.response_hook is not None:
-                self._run_hook(self.response_hook, call, operation, result)
+                self.run_hook(self.response_hook, call, operation, result)
             error = response.read_error
             call.end(response, error_type_of(error) if error is not None else None)
         except Exception:
@@ -111,7 +113,7 @@ class BedrockHook:
         return result
 
     @staticmethod
-    def _run_hook(hook: Callable[..., None], call: Call, operation: Operation, data: Any) -> None:
+    def run_hook(hook: Callable[..., None], call: Call, operation: Operation, data: Any) -> None:
         try:
             hook(call.span, SERVICE_NAME, operation.api_name, data)
         except Exception:

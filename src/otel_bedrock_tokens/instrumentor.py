@@ -12,6 +12,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from . import settings
 from ._hooks import BedrockHook
 from .operations import OPERATIONS
+from .streams import CHUNK_TIMING_STREAM, CHUNK_TIMINGS, wrap_stream
 from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         request_hook, response_hook = settings.hooks(kwargs)
+        chunk_timing = settings.choice(
+            "chunk_timing", kwargs.get("chunk_timing"), CHUNK_TIMINGS, CHUNK_TIMING_STREAM
+        )
         telemetry = Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        hook = BedrockHook(telemetry, OPERATIONS, request_hook, response_hook)
+        hook = BedrockHook(telemetry, OPERATIONS, request_hook, response_hook, wrap_stream, chunk_timing)
         wrapt.wrap_function_wrapper(_TARGET_MODULE, _TARGET_NAME, hook)
         type(self)._hook = hook
 

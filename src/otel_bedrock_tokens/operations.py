@@ -176,4 +176,6 @@ class ConverseStream(_ConverseBase):
     stream_key = "stream"
 
 
-OPERATIONS: dict[str, Operation] = {op.api_name: op for op in (InvokeModel(), Converse())}
+OPERATIONS: dict[str, Operation] = {
+    op.api_name: op for op in (InvokeModel(), InvokeModelWithResponseStream(), Converse(), ConverseStream())
+}

@@ -34,6 +34,12 @@ SETTINGS: dict[str, Setting] = {
             "OTEL_BEDROCK_TOKENS_COUNT_TOKENS",
             "CountTokens prediction: off, parallel, before (default off).",
         ),
+        Setting(
+            "chunk_timing",
+            "OTEL_BEDROCK_TOKENS_CHUNK_TIMING",
+            "time_per_output_chunk points: stream (one per stream, the mean gap; default) or chunk "
+            "(one per chunk, ~10 µs of SDK time each).",
+        ),
     )
 }
 

@@ -196,14 +196,13 @@ class Call:
         span.end()
         return True
 
-    def record_chunk_timing(self, first_chunk: float | None, per_chunk: list[float]) -> None:
-        """Streams: time to first chunk and the gaps between later chunks, in seconds."""
-        telemetry = self._telemetry
-        if first_chunk is not None:
-            telemetry.time_to_first_chunk.record(first_chunk, self._metric_attributes)
-        record = telemetry.time_per_output_chunk.record
-        for gap in per_chunk:
-            record(gap, self._metric_attributes)
+    def record_first_chunk(self, seconds: float) -> None:
+        """Streams: time from sending the request to the first chunk."""
+        self._telemetry.time_to_first_chunk.record(seconds, self._metric_attributes)
+
+    def record_chunk_gap(self, seconds: float) -> None:
+        """Streams: time between chunks (per chunk or per-stream mean, see ``streams``)."""
+        self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes)
 
     @staticmethod
     def _record_response(span: trace.Span, response: ResponseFacts) -> None:

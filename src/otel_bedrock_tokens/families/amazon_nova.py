@@ -53,4 +53,11 @@ def read_chunk(chunk: Body, facts: ResponseFacts) -> None:
         read_usage(metadata.get("usage"), facts.usage)
 
 
-FAMILY = Family("amazon.nova", _chat, request_params, read_response, read_chunk)
+FAMILY = Family(
+    "amazon.nova",
+    _chat,
+    request_params,
+    read_response,
+    read_chunk,
+    chunk_markers=(b'"messageStop"', b'"metadata"'),
+)

@@ -72,4 +72,13 @@ def read_chunk(chunk: Body, facts: ResponseFacts) -> None:
             facts.finish_reasons = (reason,)
 
 
-FAMILY = Family("anthropic", chat_if_messages, request_params, read_response, read_chunk)
+FAMILY = Family(
+    "anthropic",
+    chat_if_messages,
+    request_params,
+    read_response,
+    read_chunk,
+    # message_start (id, model, input usage), message_delta (stop reason, output usage), and the
+    # legacy text-completion chunk that carries a stop reason.
+    chunk_markers=(b'"message_start"', b'"message_delta"', b'"stop_reason":"', b'"stop_reason": "'),
+)

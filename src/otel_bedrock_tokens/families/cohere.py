@@ -55,6 +55,9 @@ def read_embed(body: Body, facts: ResponseFacts) -> None:
     facts.response_id = string(body.get("id"))
 
 
-COMMAND = Family("cohere.command", _text_completion, request_params, read_command, read_command)
-COMMAND_R = Family("cohere.command-r", _chat, request_params, read_command_r, read_command_r)
+_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
+COMMAND = Family(
+    "cohere.command", _text_completion, request_params, read_command, read_command, _FINISH_MARKERS
+)
+COMMAND_R = Family("cohere.command-r", _chat, request_params, read_command_r, read_command_r, _FINISH_MARKERS)
 EMBED = Family("cohere.embed", _embeddings, _no_params, read_embed)

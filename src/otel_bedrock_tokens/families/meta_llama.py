@@ -32,4 +32,12 @@ def read_response(body: Body, facts: ResponseFacts) -> None:
         facts.finish_reasons = (reason,)
 
 
-FAMILY = Family("meta.llama", _text_completion, request_params, read_response, read_response)
+FAMILY = Family(
+    "meta.llama",
+    _text_completion,
+    request_params,
+    read_response,
+    read_response,
+    # Only the last chunk carries a stop reason; token counts come with the invocation metrics.
+    chunk_markers=(b'"stop_reason":"', b'"stop_reason": "'),
+)

@@ -28,4 +28,11 @@ def read_response(body: Body, facts: ResponseFacts) -> None:
         facts.finish_reasons = found
 
 
-FAMILY = Family("mistral", chat_if_messages, request_params, read_response, read_response)
+FAMILY = Family(
+    "mistral",
+    chat_if_messages,
+    request_params,
+    read_response,
+    read_response,
+    chunk_markers=(b'"stop_reason":"', b'"stop_reason": "', b'"finish_reason":"', b'"finish_reason": "'),
+)

@@ -41,4 +41,17 @@ def read_response(body: Body, facts: ResponseFacts) -> None:
                 facts.usage.cache_read_tokens = cached
 
 
-FAMILY = Family("openai", chat_if_messages, request_params, read_response, read_response)
+FAMILY = Family(
+    "openai",
+    chat_if_messages,
+    request_params,
+    read_response,
+    read_response,
+    chunk_markers=(
+        b'"finish_reason":"',
+        b'"finish_reason": "',
+        b'"stop_reason":"',
+        b'"stop_reason": "',
+        b'"usage"',
+    ),
+)

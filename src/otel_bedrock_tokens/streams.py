@@ -1,0 +1,258 @@
+"""Event-stream proxies: tokens from the stream itself, one end-of-life path run exactly once.
+
+The proxy stands in for botocore's ``EventStream`` in ``response["body"]`` (InvokeModelWithResponseStream)
+or ``response["stream"]`` (ConverseStream). The caller iterates the very same event objects in the
+same order; ``close()`` and every other attribute pass through. The span ends, once, at whichever
+comes first: the final usage event, exhaustion, ``close()``, an exception while iterating (re-raised
+unchanged), or the proxy being garbage-collected unclosed. Breaking out of a ``for`` loop does not end
+it: the caller may resume iterating, and close or drop the stream later.
+
+Per event we do a dict lookup or a few substring searches and take one clock reading; a chunk's
+JSON is parsed only when it can carry usage or a stop reason (``Family.chunk_markers``).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+from . import names
+from .errors import error_type_of
+from .facts import ResponseFacts
+from .families import Family, family_for
+from .families._fields import as_dict, string, token_count
+from .operations import Operation, converse_usage, parse_json_object, response_metadata
+from .telemetry import Attributes, Call
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from ._hooks import BedrockHook
+
+logger = logging.getLogger(__name__)
+
+INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
+_INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
+
+#: ``gen_ai.client.operation.time_per_output_chunk`` granularity. ``stream``: one point per stream,
+#: the mean gap between its chunks (an SDK histogram record costs ~10 µs, more than a whole event is
+#: allowed to). ``chunk``: one point per chunk after the first, as the conventions describe.
+CHUNK_TIMING_STREAM = "stream"
+CHUNK_TIMING_CHUNK = "chunk"
+CHUNK_TIMINGS = (CHUNK_TIMING_STREAM, CHUNK_TIMING_CHUNK)
+
+#: How a stream span ended (``bedrock_tokens.stream.end``).
+END_COMPLETED = "completed"
+END_CLOSED = "closed"
+END_ERROR = "error"
+END_ABANDONED = "abandoned"
+
+
+def invocation_metrics_usage(metrics: object) -> Usage | None:
+    """The usage Bedrock billed for a stream, from the last chunk's invocation metrics."""
+    fields = as_dict(metrics)
+    if fields is None:
+        return None
+    return Usage(
+        input_tokens=token_count(fields.get("inputTokenCount")),
+        output_tokens=token_count(fields.get("outputTokenCount")),
+        cache_read_tokens=token_count(fields.get("cacheReadInputTokenCount")),
+        cache_write_tokens=token_count(fields.get("cacheWriteInputTokenCount")),
+    )
+
+
+Observer = Callable[["StreamState", Any], bool]
+
+
+def _ignore_event(state: StreamState, event: Any) -> bool:
+    return False
+
+
+class StreamState:
+    """What one stream has told so far, and the single end of its span.
+
+    Kept apart from the proxy so that the proxy's finalizer can reference it without keeping the
+    proxy alive.
+    """
+
+    __slots__ = (
+        "billed",
+        "call",
+        "chunk_timing",
+        "ended",
+        "events",
+        "facts",
+        "first_event_at",
+        "last_event_at",
+        "observe",
+        "response_hook",
+    )
+
+    def __init__(self, call: Call, facts: ResponseFacts, chunk_timing: str) -> None:
+        self.call = call
+        self.facts = facts
+        #: Authoritative usage from the final usage event; ``facts.usage`` is the family fallback.
+        self.billed: Usage | None = None
+        self.events = 0
+        self.first_event_at: float | None = None
+        self.last_event_at = 0.0
+        self.chunk_timing = chunk_timing
+        self.ended = False
+        self.observe: Observer = _ignore_event
+
+    def finish(self, how: str, error: BaseException | None = None) -> None:
+        """End the span (once) with whatever usage arrived."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            facts = self.facts
+            complete = self.billed is not None
+            if self.billed is not None:
+                self.billed.fill_from(facts.usage)
+                facts.usage = self.billed
+            extra: Attributes = {names.STREAM_END: how, names.STREAM_EVENTS: self.events}
+            if not complete:
+                extra[names.STREAM_INCOMPLETE] = True
+            call = self.call
+            if self.first_event_at is not None:
+                call.record_first_chunk(self.first_event_at - call.started)
+                if self.chunk_timing == CHUNK_TIMING_STREAM and self.events > 1:
+                    # One point per stream: the mean gap between its chunks (see CHUNK_TIMING_STREAM).
+                    call.record_chunk_gap((self.last_event_at - self.first_event_at) / (self.events - 1))
+            call.end(facts, error_type_of(error) if error is not None else None, extra)
+        except Exception:
+            logger.debug("bedrock-tokens: could not end a stream span", exc_info=True)
+
+
+def _observe_converse_event(state: StreamState, event: Any) -> bool:
+    """ConverseStream: ``messageStop`` has the stop reason, ``metadata`` the usage (last event)."""
+    metadata = event.get("metadata")
+    if metadata is not None:
+        usage = Usage()
+        converse_usage(as_dict(metadata) and metadata.get("usage"), usage)
+        if usage.is_empty():
+            return False  # a metadata event without usage (guardrail trace only): keep waiting
+        state.billed = usage
+        return True
+    stop = event.get("messageStop")
+    if stop is not None:
+        reason = string(as_dict(stop) and stop.get("stopReason"))
+        if reason is not None:
+            state.facts.finish_reasons = (reason,)
+    return False
+
+
+@lru_cache(maxsize=64)
+def _invoke_observer(family: Family) -> Observer:
+    """InvokeModelWithResponseStream: ``{"chunk": {"bytes": model JSON}}``; the final chunk carries
+    ``amazon-bedrock-invocationMetrics``. Built once per family."""
+    markers = family.chunk_markers
+    read_chunk = family.read_chunk
+
+    def observe(state: StreamState, event: Any) -> bool:
+        chunk = event.get("chunk")
+        if chunk is None:
+            return False
+        data = chunk.get("bytes")
+        if not isinstance(data, bytes):
+            return False
+        final = _INVOCATION_METRICS_MARKER in data
+        if not final and markers is not None:
+            for marker in markers:
+                if marker in data:
+                    break
+            else:
+                return False
+        body = parse_json_object(data)
+        if body is None:
+            return False
+        read_chunk(body, state.facts)
+        if final:
+            billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
+            if billed is not None and not billed.is_empty():
+                state.billed = billed
+                return True
+        return False
+
+    return observe
+
+
+class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """Transparent stand-in for a botocore ``EventStream``."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_finalizer = weakref.finalize(self, state.finish, END_ABANDONED)
+
+    def __iter__(self) -> Iterator[Any]:
+        state = self._self_state
+        observe = state.observe
+        per_chunk = state.chunk_timing == CHUNK_TIMING_CHUNK
+        clock = perf_counter
+        iterator = iter(self.__wrapped__)
+        while True:
+            try:
+                event = next(iterator)
+            except StopIteration:
+                state.finish(END_COMPLETED)
+                self._self_finalizer.detach()
+                return
+            except BaseException as error:
+                state.finish(END_ERROR, error)
+                self._self_finalizer.detach()
+                raise
+            if not state.ended:
+                now = clock()
+                if state.first_event_at is None:
+                    state.first_event_at = now
+                elif per_chunk:
+                    state.call.record_chunk_gap(now - state.last_event_at)
+                state.last_event_at = now
+                state.events += 1
+                try:
+                    final = observe(state, event)
+                except Exception:
+                    logger.debug("bedrock-tokens: could not read a stream event", exc_info=True)
+                    final = False
+                if final:
+                    state.finish(END_COMPLETED)
+                    self._self_finalizer.detach()
+            yield event
+
+    def close(self) -> Any:
+        self._self_state.finish(END_CLOSED)
+        self._self_finalizer.detach()
+        return self.__wrapped__.close()
+
+    def __copy__(self) -> Any:
+        raise NotImplementedError("an event stream cannot be copied")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise NotImplementedError("an event stream cannot be pickled")
+
+
+def wrap_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook) -> Any:
+    """Put a :class:`StreamProxy` in place of the result's event stream; return the result."""
+    key = operation.stream_key
+    stream = result.get(key) if isinstance(result, dict) and key is not None else None
+    facts = ResponseFacts()
+    response_metadata(result if isinstance(result, dict) else {}, facts)
+    if stream is None:
+        call.end(facts, None, {names.STREAM_INCOMPLETE: True})
+        return result
+    state = StreamState(call, facts, hook.chunk_timing)
+    if operation.api_name == "ConverseStream":
+        state.observe = _observe_converse_event
+    else:
+        state.observe = _invoke_observer(family_for(call.request.model))
+    result[key] = StreamProxy(stream, state)
+    if hook.response_hook is not None:
+        hook.run_hook(hook.response_hook, call, operation, result)
+    return result
