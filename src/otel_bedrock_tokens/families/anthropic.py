@@ -47,6 +47,8 @@ def read_chunk(chunk: Body, facts: ResponseFacts) -> None:
             facts.response_id = string(message.get("id"))
             facts.response_model = string(message.get("model"))
             read_usage(message.get("usage"), facts.usage)
+            # Its output count is a placeholder (usually 1); the real one comes in message_delta.
+            facts.usage.output_tokens = None
     elif kind == "message_delta":
         delta = as_dict(chunk.get("delta"))
         reason = string(delta.get("stop_reason")) if delta is not None else None

@@ -1,0 +1,208 @@
+"""A stream span ends exactly once, whichever way the caller finishes with the stream."""
+
+from __future__ import annotations
+
+import gc
+import struct
+import threading
+from typing import Any
+
+import pytest
+
+from .conftest import Telemetry
+from .replay import RECORDINGS, Interaction, Replayer, call_recorded, load
+
+CLAUDE_STREAM = (
+    RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"
+)
+CONVERSE_STREAM = RECORDINGS / "otel-contrib" / "test_converse_stream_no_content_different_events.yaml"
+
+
+def start(replayer: Replayer, path: Any = CLAUDE_STREAM) -> tuple[Interaction, Any]:
+    (interaction,) = load(path)
+    replayer.serve(interaction)
+    response = call_recorded(replayer.client, interaction)
+    key = "body" if interaction.operation == "InvokeModelWithResponseStream" else "stream"
+    return interaction, response[key]
+
+
+def frames(body: bytes) -> list[bytes]:
+    """Split an event-stream body into its raw frames (each starts with its total length)."""
+    out = []
+    offset = 0
+    while offset < len(body):
+        (length,) = struct.unpack_from(">I", body, offset)
+        out.append(body[offset : offset + length])
+        offset += length
+    return out
+
+
+def only_span(telemetry: Telemetry) -> Any:
+    (span,) = telemetry.spans()
+    return span
+
+
+def test_exhausted_stream_ends_its_span_complete(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    events = list(stream)
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+    assert span.attributes["bedrock_tokens.stream.events"] == len(events) == 23
+    assert "bedrock_tokens.stream.incomplete" not in span.attributes
+
+
+def test_break_then_close_ends_once_and_marks_incomplete(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    for index, _event in enumerate(stream):
+        if index == 2:
+            break
+    assert instrumented.spans() == ()  # breaking out alone does not end: the caller may resume
+    stream.close()
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "closed"
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+    assert span.attributes["bedrock_tokens.stream.events"] == 3
+    # Usage that arrived before the early end is kept: message_start told the input tokens.
+    assert span.attributes["gen_ai.usage.input_tokens"] == 16
+    assert "gen_ai.usage.output_tokens" not in span.attributes
+
+
+def test_break_then_resume_counts_every_event(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    first = []
+    for event in stream:
+        first.append(event)
+        break
+    rest = list(stream)
+    span = only_span(instrumented)
+    assert len(first) + len(rest) == 23
+    assert span.attributes["gen_ai.usage.output_tokens"] == 21
+
+
+def test_close_twice_is_harmless(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    stream.close()
+    stream.close()
+    assert len(instrumented.spans()) == 1
+
+
+def test_close_after_exhaustion_does_not_count_twice(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    list(stream)
+    stream.close()
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+    assert instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == 21
+
+
+def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
+    instrumented: Telemetry, replayer: Replayer
+) -> None:
+    _, stream = start(replayer)
+    list(stream)
+    assert list(stream) == []
+    assert len(instrumented.spans()) == 1
+
+
+def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer)
+    next(iter(stream))
+    del stream
+    gc.collect()
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "abandoned"
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+
+
+def test_stream_consumed_on_another_thread(instrumented: Telemetry, replayer: Replayer) -> None:
+    _, stream = start(replayer, CONVERSE_STREAM)
+    events: list[Any] = []
+    worker = threading.Thread(target=lambda: events.extend(stream))
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    span = only_span(instrumented)
+    assert span.attributes["gen_ai.usage.input_tokens"] == 37
+    assert span.attributes["gen_ai.usage.output_tokens"] == 8
+    assert len(events) == span.attributes["bedrock_tokens.stream.events"]
+
+
+def test_span_is_not_current_after_the_call_returns(instrumented: Telemetry, replayer: Replayer) -> None:
+    from opentelemetry import trace
+
+    _, stream = start(replayer)
+    assert not trace.get_current_span().get_span_context().is_valid
+    list(stream)
+
+
+def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> None:
+    from botocore.eventstream import EventStream
+
+    _, stream = start(replayer)
+    assert isinstance(stream, EventStream)
+    assert callable(stream.get_initial_response)
+    stream.close()
+
+
+def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
+    """A delta before its block start (peers raised KeyError into the app here)."""
+    (interaction,) = load(CLAUDE_STREAM)
+    raw = frames(interaction.body)
+    reordered = [raw[0], raw[2], raw[1], *raw[3:]]  # content_block_delta before content_block_start
+    twisted = Interaction(**{**interaction.__dict__, "body": b"".join(reordered)})
+    replayer.serve(twisted)
+    events = list(call_recorded(replayer.client, twisted)["body"])
+    assert len(events) == 23
+    span = only_span(instrumented)
+    assert span.attributes["gen_ai.usage.output_tokens"] == 21
+
+
+def test_truncated_stream_ends_without_final_usage(instrumented: Telemetry, replayer: Replayer) -> None:
+    (interaction,) = load(CLAUDE_STREAM)
+    raw = frames(interaction.body)
+    cut = b"".join(raw[:5]) + raw[5][:10]  # five whole frames and a torn sixth
+    truncated = Interaction(**{**interaction.__dict__, "body": cut})
+    replayer.serve(truncated)
+    events = list(call_recorded(replayer.client, truncated)["body"])
+    assert len(events) == 5
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+    assert span.attributes["gen_ai.usage.input_tokens"] == 16
+
+
+@pytest.mark.parametrize("timing", ["stream", "chunk"])
+def test_chunk_timing_points(timing: str, telemetry: Telemetry, replayer: Replayer) -> None:
+    from otel_bedrock_tokens import BedrockTokensInstrumentor
+
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        chunk_timing=timing,
+    )
+    try:
+        _, stream = start(replayer)
+        list(stream)
+    finally:
+        instrumentor.uninstrument()
+    (first_chunk,) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")
+    assert first_chunk.count == 1
+    (per_chunk,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
+    # The final usage event ends the span, so the last chunk is the 23rd: 22 gaps.
+    assert per_chunk.count == (1 if timing == "stream" else 22)
+
+
+def test_metric_totals_equal_span_totals(instrumented: Telemetry, replayer: Replayer) -> None:
+    for path in (CLAUDE_STREAM, CONVERSE_STREAM, CLAUDE_STREAM):
+        _, stream = start(replayer, path)
+        list(stream)
+        stream.close()
+    _, stream = start(replayer)
+    next(iter(stream))
+    stream.close()
+    spans = instrumented.spans()
+    assert len(spans) == 4
+    for kind, attribute in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
+        from_spans = sum(span.attributes.get(attribute, 0) for span in spans)
+        from_metrics = instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": kind})
+        assert from_metrics == from_spans
