@@ -89,7 +89,7 @@ def test_recorded_stream_tokens_match_the_recording(
     consume(replayer, interactions)
     spans = instrumented.spans()
     assert len(spans) == len(interactions)
-    for span, interaction in zip(spans, interactions):
+    for span, interaction in zip(spans, interactions, strict=True):
         if interaction.status != 200:
             assert span.attributes["error.type"] == interaction.header("x-amzn-ErrorType").split(":")[0]
             assert "gen_ai.usage.input_tokens" not in span.attributes
