@@ -16,7 +16,9 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from .endpoint import server_of
 from .errors import error_facts, error_type_of
+from .facts import RequestFacts
 from .operations import Operation
+from .prediction import Predictor, RefuseRequest
 from .telemetry import Call, RequestHook, ResponseHook, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class BedrockHook:
         response_hook: ResponseHook | None = None,
         wrap_stream: StreamWrapper | None = None,
         chunk_timing: str = "stream",
+        predictor: Predictor | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.operations = dict(operations)
@@ -45,6 +48,7 @@ class BedrockHook:
         self.response_hook = response_hook
         self.wrap_stream = wrap_stream
         self.chunk_timing = chunk_timing
+        self.predictor = predictor
         #: Cleared by ``uninstrument()`` when the wrapper cannot be spliced out of a chain.
         self.active = True
 
@@ -81,11 +85,26 @@ class BedrockHook:
             call = self.telemetry.start(request)
             if self.request_hook is not None:
                 self.run_hook(self.request_hook, call, operation, params)
+            if self.predictor is not None:
+                self._predict(call, client, request, params)
             call.activate()
             return call
+        except RefuseRequest as refusal:
+            # The budget guard's documented refusal: the one error of ours the caller sees.
+            raise refusal.error from None
         except Exception:
             logger.debug("bedrock-tokens: could not start a span", exc_info=True)
             return None
+
+    def _predict(self, call: Call, client: Any, request: RequestFacts, params: dict[str, Any]) -> None:
+        assert self.predictor is not None
+        try:
+            self.predictor.begin(client, request, params, call)
+        except RefuseRequest as refusal:
+            call.end(None, error_type_of(refusal.error))
+            raise
+        except Exception:
+            logger.debug("bedrock-tokens: could not start a prediction", exc_info=True)
 
     def _fail(self, call: Call, error: BaseException) -> None:
         try:

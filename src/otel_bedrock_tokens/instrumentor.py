@@ -9,10 +9,11 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from . import settings
 from ._hooks import BedrockHook
 from .operations import OPERATIONS
-from .streams import CHUNK_TIMING_STREAM, CHUNK_TIMINGS, wrap_stream
+from .prediction import Predictor
+from .settings import Settings
+from .streams import wrap_stream
 from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,17 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("botocore >= 1.34",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        request_hook, response_hook = settings.hooks(kwargs)
-        chunk_timing = settings.choice(
-            "chunk_timing", kwargs.get("chunk_timing"), CHUNK_TIMINGS, CHUNK_TIMING_STREAM
+        config = Settings.load(kwargs)
+        predictor = Predictor(config.prediction) if config.prediction.mode != "off" else None
+        hook = BedrockHook(
+            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
+            OPERATIONS,
+            request_hook=config.request_hook,
+            response_hook=config.response_hook,
+            wrap_stream=wrap_stream,
+            chunk_timing=config.chunk_timing,
+            predictor=predictor,
         )
-        telemetry = Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        hook = BedrockHook(telemetry, OPERATIONS, request_hook, response_hook, wrap_stream, chunk_timing)
         wrapt.wrap_function_wrapper(_TARGET_MODULE, _TARGET_NAME, hook)
         type(self)._hook = hook
 
@@ -64,6 +70,8 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if hook is None:
             return
         hook.active = False
+        if hook.predictor is not None:
+            hook.predictor.shutdown()
         found = _find_our_wrapper(BaseClient.__dict__.get("_make_api_call"), hook)
         if found is None:
             return  # already gone; the inactive hook would pass straight through anyway

@@ -176,6 +176,21 @@ class ConverseStream(_ConverseBase):
     stream_key = "stream"
 
 
+class CountTokens(Operation):
+    """The caller's own CountTokens call: measured like any call; its answer is a prediction, not
+    usage, so it is recorded as ``bedrock_tokens.prediction.input_tokens`` and no token points."""
+
+    api_name = "CountTokens"
+
+    def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
+        return "count_tokens", None, RequestParams()
+
+    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+        facts = super().response(request, result)
+        facts.predicted_input_tokens = token_count(result.get("inputTokens"))
+        return facts
+
+
 OPERATIONS: dict[str, Operation] = {
     op.api_name: op for op in (InvokeModel(), InvokeModelWithResponseStream(), Converse(), ConverseStream())
 }

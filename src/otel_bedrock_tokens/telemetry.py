@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import context, trace
-from opentelemetry.metrics import Histogram, MeterProvider, get_meter
+from opentelemetry.metrics import Counter, Histogram, MeterProvider, get_meter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GenAI
 from opentelemetry.semconv._incubating.attributes.aws_attributes import AWS_REQUEST_ID
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as GenAIMetrics
@@ -32,11 +32,36 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
+#: Relative prediction error buckets: exact (0) and a few percent either way are what matters.
+PREDICTION_ERROR_BUCKETS = (
+    -0.5,
+    -0.2,
+    -0.1,
+    -0.05,
+    -0.02,
+    -0.01,
+    -0.001,
+    0.001,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+)
+
 Attributes = dict[str, AttributeValue]
 #: ``request_hook(span, service_name, operation_name, api_params)``, as in the botocore instrumentation.
 RequestHook = Callable[[trace.Span, str, str, dict[str, Any]], None]
 #: ``response_hook(span, service_name, operation_name, result)``.
 ResponseHook = Callable[[trace.Span, str, str, Any], None]
+
+
+class PredictionLike(Protocol):
+    """What a call needs of its CountTokens prediction (``prediction.Prediction``)."""
+
+    def settle(self, call: Call, actual_input: int | None) -> Attributes: ...
 
 
 class Telemetry:
@@ -72,6 +97,17 @@ class Telemetry:
             unit="s",
             description="Time between consecutive chunks of a streamed response.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.prediction_error: Histogram = meter.create_histogram(
+            names.PREDICTION_ERROR,
+            unit="1",
+            description="CountTokens prediction error per call: (actual input - predicted) / predicted.",
+            explicit_bucket_boundaries_advisory=PREDICTION_ERROR_BUCKETS,
+        )
+        self.prediction_outcomes: Counter = meter.create_counter(
+            names.PREDICTION_OUTCOMES,
+            unit="{prediction}",
+            description="CountTokens predictions by outcome (ok, unsupported, throttled, timeout, ...).",
         )
         self.cache_usage: Histogram = meter.create_histogram(
             names.CACHE_TOKEN_USAGE,
@@ -120,6 +156,7 @@ class Call:
         "_metric_attributes",
         "_telemetry",
         "_token",
+        "prediction",
         "request",
         "span",
         "started",
@@ -138,6 +175,8 @@ class Call:
         self._metric_attributes = metric_attributes
         self._end_guard = threading.Lock()
         self._token: object | None = None
+        #: Set by the predictor when CountTokens runs for this call; settled in :meth:`end`.
+        self.prediction: PredictionLike | None = None
         self.started = perf_counter()
 
     # The span is current only while botocore runs, so nested HTTP spans are its children; it is
@@ -164,6 +203,9 @@ class Call:
         metric_attributes = self._metric_attributes
         if response is not None:
             self._record_response(span, response)
+        if self.prediction is not None:
+            actual = response.usage.total_input if response is not None else None
+            span.set_attributes(self.prediction.settle(self, actual))
         if extra:
             span.set_attributes(extra)
         if error_type is not None:
@@ -195,6 +237,14 @@ class Call:
                 )
         span.end()
         return True
+
+    def record_prediction(self, outcome: str, error_ratio: float | None) -> None:
+        """One prediction's outcome, and its relative error when both numbers are known."""
+        telemetry = self._telemetry
+        attributes = self._metric_attributes
+        telemetry.prediction_outcomes.add(1, {**attributes, names.PREDICTION_STATUS: outcome})
+        if error_ratio is not None:
+            telemetry.prediction_error.record(error_ratio, attributes)
 
     def record_first_chunk(self, seconds: float) -> None:
         """Streams: time from sending the request to the first chunk."""

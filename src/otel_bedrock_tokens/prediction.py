@@ -1,0 +1,358 @@
+"""Predicted against actual: Bedrock's free CountTokens API called alongside each request.
+
+Off by default. ``parallel`` sends CountTokens on a small bounded thread pool while the real request
+runs, so the caller waits for nothing; ``before`` waits for it (up to a timeout) before sending,
+which is what the budget guard needs. Whatever happens to a prediction — unsupported model,
+throttling, timeout, a full queue — the caller's own request is never changed by it, except for the
+budget guard's one documented refusal (:class:`TokenBudgetExceeded`).
+
+Our CountTokens calls run with OpenTelemetry instrumentation suppressed, so they are not measured as
+user calls and never recurse into the hook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from time import monotonic
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from . import names
+from .errors import error_type_of
+from .facts import RequestFacts
+from .settings import PredictionSettings
+from .telemetry import Attributes, Call
+
+logger = logging.getLogger(__name__)
+
+#: Operations whose request CountTokens can count, and the CountTokens input they map to.
+PREDICTED_OPERATIONS = ("InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream")
+_CONVERSE_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
+
+#: Error codes that mean "this model cannot be counted here" (remembered per model).
+_UNSUPPORTED = frozenset({"ValidationException", "AccessDeniedException", "ResourceNotFoundException"})
+#: Error codes that mean "not now" (this one prediction is skipped).
+_THROTTLED = frozenset({"ThrottlingException", "ServiceUnavailableException", "TooManyRequestsException"})
+#: Outstanding CountTokens calls per worker before new ones are skipped (a slow CountTokens
+#: endpoint must not grow an unbounded queue).
+_QUEUE_PER_WORKER = 8
+
+# Outcomes (the ``bedrock_tokens.prediction.status`` values).
+OK = "ok"
+UNSUPPORTED = "unsupported"
+THROTTLED = "throttled"
+TIMEOUT = "timeout"
+ERROR = "error"
+SKIPPED = "skipped"
+SAMPLED_OUT = "sampled_out"
+LATE = "late"
+
+
+class RefuseRequest(Exception):
+    """Internal: the budget guard refused; the hook ends the span and raises ``error`` instead."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class TokenBudgetExceeded(Exception):
+    """Raised before a request is sent when CountTokens predicts more input tokens than the
+    configured ``max_input_tokens`` allows (``count_tokens="before"`` only)."""
+
+    def __init__(self, model_id: str, predicted: int, limit: int) -> None:
+        super().__init__(
+            f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
+            "(otel-bedrock-tokens max_input_tokens); nothing was sent"
+        )
+        self.model_id = model_id
+        self.predicted = predicted
+        self.limit = limit
+
+
+def count_model_id(request: RequestFacts, model_map: Mapping[str, str]) -> str | None:
+    """The foundation model id CountTokens is asked about, or ``None`` for an opaque id.
+
+    Geo prefixes are stripped and profile ARNs reduced to their foundation model: CountTokens takes a
+    foundation-model id, and whether it accepts cross-region profiles is not settled.
+    """
+    mapped = model_map.get(request.model_id)
+    if mapped is not None:
+        return mapped
+    model = request.model
+    if model.base_model is None or model.kind == "custom-model":
+        return None
+    return model.base_model
+
+
+def count_tokens_input(api_operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The CountTokens ``input`` for a request, or ``None`` when its body cannot be counted."""
+    if api_operation in ("InvokeModel", "InvokeModelWithResponseStream"):
+        body = params.get("body")
+        if isinstance(body, str):
+            body = body.encode()
+        if not isinstance(body, (bytes, bytearray)):
+            return None  # a file-like body is the caller's to read, not ours
+        return {"invokeModel": {"body": bytes(body)}}
+    converse = {key: params[key] for key in _CONVERSE_FIELDS if key in params}
+    return {"converse": converse} if "messages" in converse else None
+
+
+def _digest(model: str, count_input: Mapping[str, Any]) -> bytes:
+    invoke = count_input.get("invokeModel")
+    if invoke is not None:
+        payload: bytes = invoke["body"]
+    else:
+        payload = json.dumps(count_input, sort_keys=True, default=repr).encode()
+    return hashlib.blake2b(payload, digest_size=16, person=model.encode()[:16]).digest()
+
+
+def _classify(error: BaseException) -> str:
+    if isinstance(error, (FutureTimeout, ReadTimeoutError, ConnectTimeoutError, TimeoutError)):
+        return TIMEOUT
+    if isinstance(error, ClientError):
+        code = error_type_of(error)
+        if code in _UNSUPPORTED:
+            return UNSUPPORTED
+        if code in _THROTTLED:
+            return THROTTLED
+    return ERROR
+
+
+class Prediction:
+    """One request's prediction: settled exactly once when the call ends (``Call.end``)."""
+
+    __slots__ = ("_future", "_predictor", "_started", "cached", "outcome", "predicted", "skip_reason")
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+        self._future: Future[int] | None = None
+        self._started = monotonic()
+        self.predicted: int | None = None
+        self.outcome: str | None = None
+        self.cached = False
+        self.skip_reason: str | None = None
+
+    def wait(self, timeout: float) -> None:
+        """``before`` mode: block until the prediction is in or ``timeout`` passes."""
+        future = self._future
+        if future is None:
+            return
+        try:
+            self._take(future.result(timeout=timeout))
+        except FutureTimeout:
+            self.outcome = TIMEOUT  # final: a late answer still fills the cache, not this call
+            self._future = None
+        except Exception as error:
+            self._fail(error)
+
+    def _take(self, predicted: int) -> None:
+        self.predicted = predicted
+        self.outcome = OK
+        self._future = None
+
+    def _fail(self, error: BaseException) -> None:
+        self.outcome = _classify(error)
+        self._future = None
+
+    def settle(self, call: Call, actual_input: int | None) -> Attributes:
+        """Record the outcome and error now, or, if CountTokens is still running, when it answers."""
+        future = self._future
+        if future is not None and future.done():
+            error = future.exception()
+            if error is None:
+                self._take(future.result())
+            else:
+                self._fail(error)
+        attributes: Attributes = {}
+        if future is not None and self.outcome is None:
+            attributes[names.PREDICTION_STATUS] = LATE
+            future.add_done_callback(lambda done: self._settle_late(call, done, actual_input))
+            return attributes
+        self._record(call, actual_input)
+        attributes[names.PREDICTION_STATUS] = self.outcome or ERROR
+        if self.skip_reason is not None:
+            attributes[names.PREDICTION_SKIP_REASON] = self.skip_reason
+        if self.predicted is not None:
+            attributes[names.PREDICTED_INPUT_TOKENS] = self.predicted
+            attributes[names.PREDICTION_SOURCE] = "cache" if self.cached else "count_tokens"
+            if actual_input is not None:
+                attributes[names.PREDICTION_DELTA] = actual_input - self.predicted
+        return attributes
+
+    def _settle_late(self, call: Call, future: Future[int], actual_input: int | None) -> None:
+        try:
+            error = future.exception()
+            if error is not None:
+                self._fail(error)
+            elif monotonic() - self._started > self._predictor.settings.timeout:
+                self.outcome = TIMEOUT  # answered, but too late to be trusted as "in time"
+                self._future = None
+            else:
+                self._take(future.result())
+            self._record(call, actual_input)
+        except Exception:
+            logger.debug("bedrock-tokens: could not record a late prediction", exc_info=True)
+
+    def _record(self, call: Call, actual_input: int | None) -> None:
+        outcome = self.outcome or ERROR
+        error_ratio = None
+        if outcome == OK and self.predicted and actual_input is not None:
+            error_ratio = (actual_input - self.predicted) / self.predicted
+        call.record_prediction(outcome, error_ratio)
+
+
+class Predictor:
+    """CountTokens for one ``instrument()``: pool, cache of identical requests, per-model memory."""
+
+    def __init__(self, settings: PredictionSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, int] = OrderedDict()
+        self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
+        self._pending = 0
+        self._max_pending = settings.workers * _QUEUE_PER_WORKER
+        self._executor: ThreadPoolExecutor | None = None
+        self._random = random.Random()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def begin(
+        self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
+    ) -> Prediction | None:
+        """Start the prediction for one request (``None`` when this operation is never predicted).
+
+        Raises :class:`RefuseRequest` in ``before`` mode when the budget guard refuses.
+        """
+        if request.api_operation not in PREDICTED_OPERATIONS:
+            return None
+        prediction = Prediction(self)
+        call.prediction = prediction
+        settings = self.settings
+        if settings.sample_rate < 1.0 and self._random.random() >= settings.sample_rate:
+            prediction.outcome = SAMPLED_OUT
+            return prediction
+        model = count_model_id(request, settings.model_map)
+        count_input = count_tokens_input(request.api_operation, params) if model else None
+        if model is None or count_input is None:
+            prediction.outcome = SKIPPED
+            prediction.skip_reason = "opaque_model_id" if model is None else "body_not_countable"
+            return prediction
+        if self._is_unsupported(model):
+            prediction.outcome = UNSUPPORTED
+            prediction.skip_reason = "remembered_unsupported"
+            return prediction
+        key = _digest(model, count_input) if settings.cache_size else b""
+        cached = self._cached(key) if settings.cache_size else None
+        if cached is not None:
+            prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
+        elif not self._submit(prediction, client, model, count_input, key):
+            prediction.outcome = SKIPPED
+            prediction.skip_reason = "queue_full"
+        elif settings.mode == "before":
+            prediction.wait(settings.timeout)
+        if settings.mode == "before":
+            self._guard(request, prediction)
+        return prediction
+
+    def _guard(self, request: RequestFacts, prediction: Prediction) -> None:
+        budget = self.settings.budget
+        predicted = prediction.predicted
+        if not budget or predicted is None:
+            return
+        limit = budget.get(request.model_id)
+        if limit is None and request.model.base_model is not None:
+            limit = budget.get(request.model.base_model)
+        if limit is None:
+            limit = budget.get("*")
+        if limit is None or predicted <= limit:
+            return
+        decide = self.settings.on_budget_exceeded
+        if decide is not None:
+            try:
+                if decide(request.model_id, predicted, limit):
+                    return
+            except Exception as error:  # the user's callback refused in its own words
+                raise RefuseRequest(error) from None
+        raise RefuseRequest(TokenBudgetExceeded(request.model_id, predicted, limit))
+
+    def _cached(self, key: bytes) -> int | None:
+        with self._lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._cache.move_to_end(key)
+            return value
+
+    def _remember(self, key: bytes, predicted: int) -> None:
+        if not self.settings.cache_size:
+            return
+        with self._lock:
+            self._cache[key] = predicted
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.settings.cache_size:
+                self._cache.popitem(last=False)
+
+    def _is_unsupported(self, model: str) -> bool:
+        until = self._unsupported.get(model)
+        if until is None:
+            return False
+        if monotonic() < until:
+            return True
+        with self._lock:
+            self._unsupported.pop(model, None)
+        return False
+
+    def _submit(
+        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: bytes
+    ) -> bool:
+        with self._lock:
+            if self._pending >= self._max_pending:
+                return False
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.settings.workers, thread_name_prefix="bedrock-tokens-count"
+                )
+            self._pending += 1
+            executor = self._executor
+        try:
+            prediction._future = executor.submit(self._count, client, model, count_input, key)
+        except RuntimeError:  # shut down by uninstrument() meanwhile
+            with self._lock:
+                self._pending -= 1
+            return False
+        return True
+
+    def _count(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
+        """Runs on a worker thread, in a fresh context with instrumentation suppressed."""
+        try:
+            with suppress_instrumentation():
+                response = client.count_tokens(modelId=model, input=count_input)
+            predicted = response["inputTokens"]
+            if type(predicted) is not int or predicted < 0:
+                raise ValueError(f"CountTokens answered {predicted!r}")
+            self._remember(key, predicted)
+            return predicted
+        except ClientError as error:
+            if _classify(error) == UNSUPPORTED:
+                with self._lock:
+                    self._unsupported[model] = monotonic() + self.settings.remember_seconds
+                    if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
+                        self._unsupported.pop(next(iter(self._unsupported)))
+            raise
+        finally:
+            with self._lock:
+                self._pending -= 1
