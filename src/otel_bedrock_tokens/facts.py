@@ -48,5 +48,7 @@ class ResponseFacts:
     response_model: str | None = None
     request_id: str | None = None
     retry_attempts: int | None = None
+    #: CountTokens' answer, when the call was the caller's own CountTokens.
+    predicted_input_tokens: int | None = None
     #: Reading the response failed part-way (the caller meets the same exception when reading).
     read_error: BaseException | None = None

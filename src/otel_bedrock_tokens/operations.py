@@ -192,5 +192,12 @@ class CountTokens(Operation):
 
 
 OPERATIONS: dict[str, Operation] = {
-    op.api_name: op for op in (InvokeModel(), InvokeModelWithResponseStream(), Converse(), ConverseStream())
+    op.api_name: op
+    for op in (
+        InvokeModel(),
+        InvokeModelWithResponseStream(),
+        Converse(),
+        ConverseStream(),
+        CountTokens(),
+    )
 }

@@ -274,6 +274,8 @@ class Call:
             attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
         if response.request_id is not None:
             attributes[AWS_REQUEST_ID] = response.request_id
+        if response.predicted_input_tokens is not None:
+            attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
         if response.retry_attempts:
             attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
         if attributes:
