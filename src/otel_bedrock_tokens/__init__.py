@@ -5,6 +5,7 @@
 """
 
 from .instrumentor import BedrockTokensInstrumentor
+from .prediction import TokenBudgetExceeded
 from .version import __version__
 
-__all__ = ["BedrockTokensInstrumentor", "__version__"]
+__all__ = ["BedrockTokensInstrumentor", "TokenBudgetExceeded", "__version__"]
