@@ -122,9 +122,11 @@ class StreamState:
             call = self.call
             if self.first_event_at is not None:
                 call.record_first_chunk(self.first_event_at - call.started)
-                if self.chunk_timing == CHUNK_TIMING_STREAM and self.events > 1:
+                if self.chunk_timing == CHUNK_TIMING_STREAM and self.events > 1 and complete:
                     # One point per stream: the mean gap between its chunks (see CHUNK_TIMING_STREAM).
-                    call.record_chunk_gap((self.last_event_at - self.first_event_at) / (self.events - 1))
+                    # Only for a stream read to its final event: now is when that event arrived.
+                    gap = (perf_counter() - self.first_event_at) / (self.events - 1)
+                    call.record_chunk_gap(gap)
             call.end(facts, error_type_of(error) if error is not None else None, extra)
         except Exception:
             logger.debug("bedrock-tokens: could not end a stream span", exc_info=True)
@@ -148,36 +150,41 @@ def _observe_converse_event(state: StreamState, event: Any) -> bool:
     return False
 
 
+def _chunk_filter(markers: tuple[bytes, ...] | None) -> Callable[[bytes], bool]:
+    """Whether a chunk is worth parsing: the final chunk (invocation metrics) or one carrying a
+    family marker. Specialised for the common marker counts: this runs once per event, and
+    ``bytes.find`` is measurably cheaper than ``in`` for it."""
+    metrics = _INVOCATION_METRICS_MARKER
+    if markers is None:
+        return lambda data: True
+    if not markers:
+        return lambda data: data.find(metrics) >= 0
+    if len(markers) == 1:
+        (marker,) = markers
+        return lambda data: data.find(marker) >= 0 or data.find(metrics) >= 0
+    return lambda data: data.find(metrics) >= 0 or any(data.find(m) >= 0 for m in markers)
+
+
 @lru_cache(maxsize=64)
 def _invoke_observer(family: Family) -> Observer:
     """InvokeModelWithResponseStream: ``{"chunk": {"bytes": model JSON}}``; the final chunk carries
     ``amazon-bedrock-invocationMetrics``. Built once per family."""
-    markers = family.chunk_markers
+    wanted = _chunk_filter(family.chunk_markers)
     read_chunk = family.read_chunk
 
     def observe(state: StreamState, event: Any) -> bool:
         chunk = event.get("chunk")
-        if chunk is None:
+        data = chunk.get("bytes") if chunk is not None else None
+        if type(data) is not bytes or not wanted(data):
             return False
-        data = chunk.get("bytes")
-        if not isinstance(data, bytes):
-            return False
-        final = _INVOCATION_METRICS_MARKER in data
-        if not final and markers is not None:
-            for marker in markers:
-                if marker in data:
-                    break
-            else:
-                return False
         body = parse_json_object(data)
         if body is None:
             return False
         read_chunk(body, state.facts)
-        if final:
-            billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
-            if billed is not None and not billed.is_empty():
-                state.billed = billed
-                return True
+        billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
+        if billed is not None and not billed.is_empty():
+            state.billed = billed
+            return True
         return False
 
     return observe
@@ -195,40 +202,37 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         state = self._self_state
         observe = state.observe
         per_chunk = state.chunk_timing == CHUNK_TIMING_CHUNK
-        clock = perf_counter
-        iterator = iter(self.__wrapped__)
-        while True:
-            try:
-                event = next(iterator)
-            except StopIteration:
-                state.finish(END_COMPLETED)
-                self._self_finalizer.detach()
-                return
-            except BaseException as error:
-                state.finish(END_ERROR, error)
-                self._self_finalizer.detach()
-                raise
-            if not state.ended:
-                now = clock()
-                if state.first_event_at is None:
-                    state.first_event_at = now
-                elif per_chunk:
-                    state.call.record_chunk_gap(now - state.last_event_at)
-                state.last_event_at = now
-                state.events += 1
-                try:
-                    final = observe(state, event)
-                except Exception:
-                    logger.debug("bedrock-tokens: could not read a stream event", exc_info=True)
-                    final = False
-                if final:
-                    state.finish(END_COMPLETED)
-                    self._self_finalizer.detach()
-            yield event
+        try:
+            for event in self.__wrapped__:
+                if not state.ended:
+                    state.events += 1
+                    if state.first_event_at is None:
+                        state.first_event_at = state.last_event_at = perf_counter()
+                    elif per_chunk:
+                        now = perf_counter()
+                        state.call.record_chunk_gap(now - state.last_event_at)
+                        state.last_event_at = now
+                    try:
+                        final = observe(state, event)
+                    except Exception:
+                        logger.debug("bedrock-tokens: could not read a stream event", exc_info=True)
+                        final = False
+                    if final:
+                        self._self_end(END_COMPLETED)
+                yield event
+        except GeneratorExit:
+            raise  # the caller stopped iterating: it may resume, close, or drop the stream
+        except BaseException as error:
+            self._self_end(END_ERROR, error)
+            raise
+        self._self_end(END_COMPLETED)
+
+    def _self_end(self, how: str, error: BaseException | None = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.finish(how, error)
 
     def close(self) -> Any:
-        self._self_state.finish(END_CLOSED)
-        self._self_finalizer.detach()
+        self._self_end(END_CLOSED)
         return self.__wrapped__.close()
 
     def __copy__(self) -> Any:

@@ -59,5 +59,5 @@ FAMILY = Family(
     request_params,
     read_response,
     read_chunk,
-    chunk_markers=(b'"messageStop"', b'"metadata"'),
+    chunk_markers=(b'"messageStop"',),
 )

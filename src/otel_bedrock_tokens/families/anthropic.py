@@ -80,7 +80,7 @@ FAMILY = Family(
     request_params,
     read_response,
     read_chunk,
-    # message_start (id, model, input usage), message_delta (stop reason, output usage), and the
-    # legacy text-completion chunk that carries a stop reason.
-    chunk_markers=(b'"message_start"', b'"message_delta"', b'"stop_reason":"', b'"stop_reason": "'),
+    # message_start (id, model, input usage) and message_delta (stop reason, output usage); the
+    # legacy text-completion stream states its stop reason in the final chunk.
+    chunk_markers=(b'"message_',),
 )

@@ -30,9 +30,10 @@ class Family:
     read_response: Callable[[Body, ResponseFacts], None]
     #: Fill the same from one InvokeModelWithResponseStream chunk (called once per chunk, in order).
     read_chunk: Callable[[Body, ResponseFacts], None] = _no_chunk
-    #: Byte strings at least one of which appears in every chunk :attr:`read_chunk` learns from.
-    #: A stream chunk is parsed only when it contains one (or the invocation metrics), which keeps
-    #: the per-event cost of long streams to a few substring searches. ``None``: parse every chunk.
+    #: Byte strings at least one of which appears in every chunk :attr:`read_chunk` learns from,
+    #: besides the final chunk (which carries the invocation metrics and is always read). A chunk
+    #: is parsed only when it contains one, which keeps the per-event cost of long streams to one or
+    #: two substring searches. ``()``: only the final chunk; ``None``: parse every chunk.
     chunk_markers: tuple[bytes, ...] | None = None
 
 

@@ -55,7 +55,8 @@ def read_embed(body: Body, facts: ResponseFacts) -> None:
     facts.response_id = string(body.get("id"))
 
 
-_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
+#: The finish reason arrives in the final chunk, next to the invocation metrics.
+_FINISH_MARKERS: tuple[bytes, ...] = ()
 COMMAND = Family(
     "cohere.command", _text_completion, request_params, read_command, read_command, _FINISH_MARKERS
 )

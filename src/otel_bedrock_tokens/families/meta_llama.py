@@ -38,6 +38,6 @@ FAMILY = Family(
     request_params,
     read_response,
     read_response,
-    # Only the last chunk carries a stop reason; token counts come with the invocation metrics.
-    chunk_markers=(b'"stop_reason":"', b'"stop_reason": "'),
+    # Only the final chunk carries a stop reason, next to the invocation metrics.
+    chunk_markers=(),
 )

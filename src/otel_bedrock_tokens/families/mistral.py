@@ -34,5 +34,5 @@ FAMILY = Family(
     request_params,
     read_response,
     read_response,
-    chunk_markers=(b'"stop_reason":"', b'"stop_reason": "', b'"finish_reason":"', b'"finish_reason": "'),
+    chunk_markers=(),
 )

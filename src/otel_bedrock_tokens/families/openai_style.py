@@ -47,11 +47,5 @@ FAMILY = Family(
     request_params,
     read_response,
     read_response,
-    chunk_markers=(
-        b'"finish_reason":"',
-        b'"finish_reason": "',
-        b'"stop_reason":"',
-        b'"stop_reason": "',
-        b'"usage"',
-    ),
+    chunk_markers=(b'"usage"',),
 )
