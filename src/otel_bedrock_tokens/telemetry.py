@@ -201,17 +201,19 @@ class Call:
         elapsed = perf_counter() - self.started
         span = self.span
         metric_attributes = self._metric_attributes
-        if response is not None:
-            self._record_response(span, response)
+        # One set_attributes call: the SDK takes a lock and validates per call.
+        attributes = self.response_attributes(response) if response is not None else {}
         if self.prediction is not None:
             actual = response.usage.total_input if response is not None else None
-            span.set_attributes(self.prediction.settle(self, actual))
+            attributes.update(self.prediction.settle(self, actual))
         if extra:
-            span.set_attributes(extra)
+            attributes.update(extra)
         if error_type is not None:
             metric_attributes = {**metric_attributes, ERROR_TYPE: error_type}
-            span.set_attribute(ERROR_TYPE, error_type)
+            attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR))
+        if attributes:
+            span.set_attributes(attributes)
         telemetry = self._telemetry
         telemetry.duration.record(elapsed, metric_attributes)
         if response is not None:
@@ -255,7 +257,7 @@ class Call:
         self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes)
 
     @staticmethod
-    def _record_response(span: trace.Span, response: ResponseFacts) -> None:
+    def response_attributes(response: ResponseFacts) -> Attributes:
         attributes: Attributes = {}
         usage = response.usage
         if usage.total_input is not None:
@@ -278,5 +280,4 @@ class Call:
             attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
         if response.retry_attempts:
             attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
-        if attributes:
-            span.set_attributes(attributes)
+        return attributes
