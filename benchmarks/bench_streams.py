@@ -14,18 +14,20 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from canned import CLAUDE_STREAM, CONVERSE_STREAM, Canned, interleaved, stretched_stream  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_bedrock_tokens import BedrockTokensInstrumentor  # noqa: E402
+from canned import CLAUDE_STREAM, CONVERSE_STREAM, Canned, interleaved, stretched_stream
+from otel_bedrock_tokens import BedrockTokensInstrumentor
 
 STREAM_HEADERS = {"Content-Type": "application/vnd.amazon.eventstream", "x-amzn-RequestId": "bench"}
 BODY = json.dumps(
@@ -78,7 +80,7 @@ def main() -> None:
         for events in (3, 1000):
             canned.answer(stretched_stream(path, events, delta_index), STREAM_HEADERS)
 
-            def consume() -> None:
+            def consume(start: Callable[[], Any] = start) -> None:
                 for _ in start():
                     pass
 

@@ -91,8 +91,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         self.server.received.append((self.path, self.rfile.read(length)))
+        operation = OPERATION_BY_SUFFIX.get(self.path.rsplit("/", 1)[-1])
         with self.server.lock:
-            interaction = self.server.queue.pop(0) if self.server.queue else None
+            queue = self.server.queues.get(operation)
+            interaction = queue.pop(0) if queue else None
         if interaction is None:
             self.send_error(599, "no recorded response left")
             return
@@ -113,7 +115,9 @@ class _ReplayServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.queue: list[Interaction] = []
+        #: Recorded answers per operation, served in order: a CountTokens call made alongside an
+        #: InvokeModel gets the CountTokens answer whichever request arrives first.
+        self.queues: dict[str, list[Interaction]] = {}
         self.received: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
 
@@ -128,7 +132,8 @@ class Replayer:
 
     def serve(self, *interactions: Interaction) -> None:
         with self._server.lock:
-            self._server.queue.extend(interactions)
+            for interaction in interactions:
+                self._server.queues.setdefault(interaction.operation, []).append(interaction)
 
     @property
     def received(self) -> list[tuple[str, bytes]]:

@@ -38,7 +38,10 @@ def string(value: object) -> str | None:
 def number(value: object) -> float | None:
     """A finite real number (not a bool) as float, e.g. a temperature."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        as_float = float(value)
+        try:
+            as_float = float(value)
+        except OverflowError:  # an int beyond float range (JSON allows any size)
+            return None
         return as_float if math.isfinite(as_float) else None
     return None
 
