@@ -98,6 +98,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if interaction is None:
             self.send_error(599, "no recorded response left")
             return
+        delay = self.server.delays.get(operation or "")
+        if delay:
+            # Simulated service latency (the server thread waits, never the test).
+            threading.Event().wait(delay)
         self.send_response(interaction.status)
         for key, value in interaction.headers:
             if key.lower() not in _HOP_BY_HOP:
@@ -119,6 +123,7 @@ class _ReplayServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         #: InvokeModel gets the CountTokens answer whichever request arrives first.
         self.queues: dict[str, list[Interaction]] = {}
         self.received: list[tuple[str, bytes]] = []
+        self.delays: dict[str, float] = {}
         self.lock = threading.Lock()
 
 
@@ -135,6 +140,10 @@ class Replayer:
             for interaction in interactions:
                 self._server.queues.setdefault(interaction.operation, []).append(interaction)
 
+    def delay(self, operation: str, seconds: float) -> None:
+        """Answer ``operation`` only after ``seconds`` (a slow endpoint)."""
+        self._server.delays[operation] = seconds
+
     @property
     def received(self) -> list[tuple[str, bytes]]:
         return self._server.received
@@ -148,7 +157,7 @@ def make_client(endpoint_url: str, max_attempts: int = 1, read_timeout: float = 
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=Config(
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=5,
             read_timeout=read_timeout,
         ),
@@ -166,6 +175,14 @@ def replay_server() -> Iterator[Replayer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def answer(operation: str, status: int, body: dict[str, Any], error_code: str | None = None) -> Interaction:
+    """A synthetic answer (e.g. CountTokens, which the recordings do not cover)."""
+    headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", "synthetic")]
+    if error_code is not None:
+        headers.append(("x-amzn-ErrorType", f"{error_code}:http://internal.amazon.com/coral/"))
+    return Interaction(operation, "", b"", status, tuple(headers), json.dumps(body).encode())
 
 
 def call_recorded(client: Any, interaction: Interaction) -> Any:

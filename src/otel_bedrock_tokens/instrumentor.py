@@ -62,6 +62,14 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrapt.wrap_function_wrapper(_TARGET_MODULE, _TARGET_NAME, hook)
         type(self)._hook = hook
 
+    def wait_for_predictions(self, timeout: float = 5.0) -> bool:
+        """Wait until every CountTokens prediction in flight has been recorded (before exporting
+        metrics at shutdown, say). ``True`` when none is left; ``False`` on timeout."""
+        hook = type(self)._hook
+        if hook is None or hook.predictor is None:
+            return True
+        return hook.predictor.wait_idle(timeout)
+
     def _uninstrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
 

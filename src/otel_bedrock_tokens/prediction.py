@@ -132,11 +132,21 @@ def _classify(error: BaseException) -> str:
 class Prediction:
     """One request's prediction: settled exactly once when the call ends (``Call.end``)."""
 
-    __slots__ = ("_future", "_predictor", "_started", "cached", "outcome", "predicted", "skip_reason")
+    __slots__ = (
+        "_future",
+        "_predictor",
+        "_started",
+        "_submitted",
+        "cached",
+        "outcome",
+        "predicted",
+        "skip_reason",
+    )
 
     def __init__(self, predictor: Predictor) -> None:
         self._predictor = predictor
         self._future: Future[int] | None = None
+        self._submitted = False
         self._started = monotonic()
         self.predicted: int | None = None
         self.outcome: str | None = None
@@ -205,6 +215,9 @@ class Prediction:
             logger.debug("bedrock-tokens: could not record a late prediction", exc_info=True)
 
     def _record(self, call: Call, actual_input: int | None) -> None:
+        if self._submitted:
+            self._submitted = False
+            self._predictor.settled()
         outcome = self.outcome or ERROR
         error_ratio = None
         if outcome == OK and self.predicted and actual_input is not None:
@@ -218,9 +231,11 @@ class Predictor:
     def __init__(self, settings: PredictionSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._cache: OrderedDict[bytes, int] = OrderedDict()
         self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
-        self._pending = 0
+        self._pending = 0  # CountTokens calls queued or running
+        self._unsettled = 0  # submitted predictions not yet recorded
         self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._executor: ThreadPoolExecutor | None = None
         self._random = random.Random()
@@ -330,10 +345,13 @@ class Predictor:
             executor = self._executor
         try:
             prediction._future = executor.submit(self._count, client, model, count_input, key)
+            prediction._submitted = True
         except RuntimeError:  # shut down by uninstrument() meanwhile
             with self._lock:
                 self._pending -= 1
             return False
+        with self._lock:
+            self._unsettled += 1
         return True
 
     def _count(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
@@ -356,3 +374,15 @@ class Predictor:
         finally:
             with self._lock:
                 self._pending -= 1
+
+    def settled(self) -> None:
+        """A submitted prediction has been recorded (on its span or late, in the metrics)."""
+        with self._lock:
+            self._unsettled -= 1
+            if self._unsettled == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted prediction has been recorded, or ``timeout`` passes."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unsettled == 0, timeout=timeout)
