@@ -150,9 +150,7 @@ def test_opaque_model_is_skipped_without_a_call(
     [
         {
             "count_tokens": "parallel",
-            "count_tokens_model_map": {
-                "arn:aws:sagemaker:us-east-1:767398002385:endpoint/endpoint-quick-start-idr7y": "meta.llama3-8b-instruct-v1:0"
-            },
+            "count_tokens_model_map": {load(IMPORTED)[0].model_id: "meta.llama3-8b-instruct-v1:0"},
         }
     ],
     indirect=True,
