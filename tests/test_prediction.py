@@ -81,7 +81,7 @@ def test_exact_prediction_gives_zero_delta(
     assert span.attributes["bedrock_tokens.prediction.status"] == "ok"
     assert span.attributes["bedrock_tokens.prediction.source"] == "count_tokens"
     (error,) = telemetry.points("bedrock_tokens.client.prediction.error")
-    assert error.sum == 0
+    assert (error.sum, error.attributes["bedrock_tokens.prediction.direction"]) == (0, "exact")
     assert outcomes(telemetry) == {"ok": 1}
 
 
@@ -96,6 +96,12 @@ def test_delta_compares_with_cache_inclusive_input(
     assert span.attributes["bedrock_tokens.prediction.delta"] == 135
     (error,) = telemetry.points("bedrock_tokens.client.prediction.error")
     assert error.sum == pytest.approx(135 / 18000)
+    assert error.attributes["bedrock_tokens.prediction.direction"] == "under"
+    kinds = {
+        point.attributes["bedrock_tokens.prediction.kind"]: point.sum
+        for point in telemetry.points("bedrock_tokens.client.prediction.tokens")
+    }
+    assert kinds == {"predicted": 18000, "actual": 18135}
 
 
 def test_count_tokens_request_carries_the_exact_body(

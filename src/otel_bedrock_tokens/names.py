@@ -35,12 +35,21 @@ CACHE_TYPE: Final = "bedrock_tokens.cache.type"
 CACHE_TYPE_READ: Final = "read"
 CACHE_TYPE_WRITE: Final = "write"
 
+#: ``under`` (CountTokens predicted fewer tokens than were billed), ``over``, or ``exact``.
+PREDICTION_DIRECTION: Final = "bedrock_tokens.prediction.direction"
+#: ``predicted`` or ``actual`` on :data:`PREDICTION_TOKENS`.
+PREDICTION_KIND: Final = "bedrock_tokens.prediction.kind"
+
 # --- instruments ----------------------------------------------------------------------------
 #: Histogram of prompt-cache tokens per call, ``{token}``, with :data:`CACHE_TYPE`. Recorded only
 #: when the call read or wrote the cache (a value above zero), so its sum over
 #: ``gen_ai.client.token.usage{gen_ai.token.type="input"}``'s sum is the cache hit ratio.
 CACHE_TOKEN_USAGE: Final = "bedrock_tokens.client.cache.token.usage"
-#: Histogram of the prediction error per call in tokens (actual input minus predicted), ``{token}``.
+#: Histogram of the relative prediction error per call, unit ``1``: |actual - predicted| / predicted
+#: (OpenTelemetry histograms take no negative values), with :data:`PREDICTION_DIRECTION` for the sign.
 PREDICTION_ERROR: Final = "bedrock_tokens.client.prediction.error"
+#: Histogram of input tokens of calls that have a prediction, ``{token}``, with :data:`PREDICTION_KIND`:
+#: sum(actual) - sum(predicted) per model is the signed total error, and the two lines chart well.
+PREDICTION_TOKENS: Final = "bedrock_tokens.client.prediction.tokens"
 #: Counter of prediction outcomes, ``{prediction}``, with :data:`PREDICTION_STATUS`.
 PREDICTION_OUTCOMES: Final = "bedrock_tokens.client.prediction.outcomes"

@@ -219,10 +219,7 @@ class Prediction:
             self._submitted = False
             self._predictor.settled()
         outcome = self.outcome or ERROR
-        error_ratio = None
-        if outcome == OK and self.predicted and actual_input is not None:
-            error_ratio = (actual_input - self.predicted) / self.predicted
-        call.record_prediction(outcome, error_ratio)
+        call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
 
 
 class Predictor:

@@ -32,24 +32,8 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
-#: Relative prediction error buckets: exact (0) and a few percent either way are what matters.
-PREDICTION_ERROR_BUCKETS = (
-    -0.5,
-    -0.2,
-    -0.1,
-    -0.05,
-    -0.02,
-    -0.01,
-    -0.001,
-    0.001,
-    0.01,
-    0.02,
-    0.05,
-    0.1,
-    0.2,
-    0.5,
-    1.0,
-)
+#: Relative prediction error buckets: exact, a fraction of a percent, a few percent, way off.
+PREDICTION_ERROR_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 Attributes = dict[str, AttributeValue]
 #: ``request_hook(span, service_name, operation_name, api_params)``, as in the botocore instrumentation.
@@ -101,8 +85,14 @@ class Telemetry:
         self.prediction_error: Histogram = meter.create_histogram(
             names.PREDICTION_ERROR,
             unit="1",
-            description="CountTokens prediction error per call: (actual input - predicted) / predicted.",
+            description="CountTokens prediction error per call: |actual input - predicted| / predicted.",
             explicit_bucket_boundaries_advisory=PREDICTION_ERROR_BUCKETS,
+        )
+        self.prediction_tokens: Histogram = meter.create_histogram(
+            names.PREDICTION_TOKENS,
+            unit="{token}",
+            description="Input tokens of calls with a prediction: predicted and actual (cache included).",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self.prediction_outcomes: Counter = meter.create_counter(
             names.PREDICTION_OUTCOMES,
@@ -240,13 +230,19 @@ class Call:
         span.end()
         return True
 
-    def record_prediction(self, outcome: str, error_ratio: float | None) -> None:
-        """One prediction's outcome, and its relative error when both numbers are known."""
+    def record_prediction(self, outcome: str, predicted: int | None, actual: int | None) -> None:
+        """One prediction's outcome; with both numbers, its error and the two token counts."""
         telemetry = self._telemetry
         attributes = self._metric_attributes
         telemetry.prediction_outcomes.add(1, {**attributes, names.PREDICTION_STATUS: outcome})
-        if error_ratio is not None:
-            telemetry.prediction_error.record(error_ratio, attributes)
+        if predicted is None or actual is None or predicted <= 0:
+            return
+        direction = "under" if actual > predicted else "over" if actual < predicted else "exact"
+        telemetry.prediction_error.record(
+            abs(actual - predicted) / predicted, {**attributes, names.PREDICTION_DIRECTION: direction}
+        )
+        telemetry.prediction_tokens.record(predicted, {**attributes, names.PREDICTION_KIND: "predicted"})
+        telemetry.prediction_tokens.record(actual, {**attributes, names.PREDICTION_KIND: "actual"})
 
     def record_first_chunk(self, seconds: float) -> None:
         """Streams: time from sending the request to the first chunk."""
