@@ -31,6 +31,14 @@ class _Raise(io.RawIOBase):
         raise self._error
 
 
+class ReplayBody(StreamingBody):  # type: ignore[misc]
+    """A ``StreamingBody`` over bytes already read: everything behaves as on the original, and
+    ``set_socket_timeout`` (which reaches for a socket the bytes no longer need) does nothing."""
+
+    def set_socket_timeout(self, timeout: float) -> None:
+        pass
+
+
 class ReadResult:
     """What reading the body gave: the bytes, and the error that stopped it, if any."""
 
@@ -51,5 +59,5 @@ def read_and_replay(body: StreamingBody) -> ReadResult:
     try:
         data = body.read()
     except Exception as error:
-        return ReadResult(b"", error, StreamingBody(_Raise(error), None))
-    return ReadResult(data, None, StreamingBody(io.BytesIO(data), len(data)))
+        return ReadResult(b"", error, ReplayBody(_Raise(error), None))
+    return ReadResult(data, None, ReplayBody(io.BytesIO(data), len(data)))

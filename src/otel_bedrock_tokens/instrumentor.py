@@ -18,8 +18,10 @@ from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
-_TARGET_MODULE = "botocore.client"
-_TARGET_NAME = "BaseClient._make_api_call"
+
+
+#: Every wrapt proxy (in wrapt 2, FunctionWrapper is no longer an ObjectProxy).
+_PROXY = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 def _find_our_wrapper(outer: Any, hook: BedrockHook) -> tuple[Any, Any] | None:
@@ -29,10 +31,29 @@ def _find_our_wrapper(outer: Any, hook: BedrockHook) -> tuple[Any, Any] | None:
     for _ in range(32):  # chains are short; never loop forever on a strange object
         if isinstance(current, wrapt.FunctionWrapper) and current._self_wrapper is hook:
             return parent, current
-        if not isinstance(current, wrapt.ObjectProxy):
+        if not isinstance(current, _PROXY):
             return None
         parent, current = current, current.__wrapped__
     return None
+
+
+def _wrap_innermost(cls: Any, hook: Any) -> None:
+    """Wrap ``cls._make_api_call`` with ``hook`` *below* any wrappers already there.
+
+    Other instrumentations (the official botocore one) uninstrument by replacing the attribute with
+    the outermost wrapper's ``__wrapped__``. Were we on top of them, their ``uninstrument()`` would
+    remove us and leave them patched for good; below them, it removes exactly their own layer.
+    """
+    current = cls.__dict__.get("_make_api_call")
+    innermost = None
+    for _ in range(32):
+        if not isinstance(current, _PROXY):
+            break
+        innermost, current = current, current.__wrapped__
+    if innermost is None:
+        cls._make_api_call = wrapt.FunctionWrapper(current, hook)
+    else:
+        innermost.__wrapped__ = wrapt.FunctionWrapper(current, hook)
 
 
 class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -59,7 +80,9 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             chunk_timing=config.chunk_timing,
             predictor=predictor,
         )
-        wrapt.wrap_function_wrapper(_TARGET_MODULE, _TARGET_NAME, hook)
+        from botocore.client import BaseClient
+
+        _wrap_innermost(BaseClient, hook)
         type(self)._hook = hook
 
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
