@@ -106,19 +106,12 @@ class Telemetry:
             "the cache).",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
+        self._common: dict[tuple[str, str, str | None, int | None], CommonAttributes] = {}
 
     def start(self, request: RequestFacts) -> Call:
         """Start the span (with the attributes samplers need) and the clock."""
-        span_attributes: Attributes = {
-            GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
-            GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
-            GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
-        }
-        if request.server_address is not None:
-            span_attributes[SERVER_ADDRESS] = request.server_address
-        if request.server_port is not None:
-            span_attributes[SERVER_PORT] = request.server_port
-        metric_attributes = span_attributes.copy()
+        common = self._common_attributes(request)
+        span_attributes = common.span.copy()
         params = request.params
         if params.max_tokens is not None:
             span_attributes[GenAI.GEN_AI_REQUEST_MAX_TOKENS] = params.max_tokens
@@ -130,18 +123,54 @@ class Telemetry:
             span_attributes[GenAI.GEN_AI_REQUEST_TOP_K] = params.top_k
         if params.stop_sequences is not None:
             span_attributes[GenAI.GEN_AI_REQUEST_STOP_SEQUENCES] = params.stop_sequences
-        span = self.tracer.start_span(
-            f"{request.operation_name} {request.model_id}",
-            kind=SpanKind.CLIENT,
-            attributes=span_attributes,
-        )
-        return Call(self, span, metric_attributes, request)
+        span = self.tracer.start_span(common.span_name, kind=SpanKind.CLIENT, attributes=span_attributes)
+        return Call(self, span, common, request)
+
+    def _common_attributes(self, request: RequestFacts) -> CommonAttributes:
+        """The attribute sets every call of one (operation, model, server) shares, built once."""
+        key = (request.operation_name, request.model_id, request.server_address, request.server_port)
+        found = self._common.get(key)
+        if found is None:
+            if len(self._common) >= _COMMON_CACHE_SIZE:
+                self._common.clear()  # an app that invents model ids must not grow this forever
+            found = self._common[key] = CommonAttributes(request)
+        return found
+
+
+#: Distinct (operation, model, server) attribute sets kept; a real app uses a handful.
+_COMMON_CACHE_SIZE = 256
+
+
+class CommonAttributes:
+    """Span-start and metric attribute dicts for one (operation, model, server). Shared by many
+    calls, so never mutated after construction (the SDK copies what it keeps)."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "metric", "output", "span", "span_name")
+
+    def __init__(self, request: RequestFacts) -> None:
+        span: Attributes = {
+            GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
+            GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
+            GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
+        }
+        if request.server_address is not None:
+            span[SERVER_ADDRESS] = request.server_address
+        if request.server_port is not None:
+            span[SERVER_PORT] = request.server_port
+        self.span = span
+        self.span_name = f"{request.operation_name} {request.model_id}"
+        self.metric: Attributes = dict(span)
+        self.input: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "input"}
+        self.output: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "output"}
+        self.cache_read: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_READ}
+        self.cache_write: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
 
 
 class Call:
     """One measured call. :meth:`end` runs once, whoever calls it first (stream end, close, GC)."""
 
     __slots__ = (
+        "_common",
         "_end_guard",
         "_metric_attributes",
         "_telemetry",
@@ -156,13 +185,14 @@ class Call:
         self,
         telemetry: Telemetry,
         span: trace.Span,
-        metric_attributes: Attributes,
+        common: CommonAttributes,
         request: RequestFacts,
     ) -> None:
         self._telemetry = telemetry
         self.request = request
         self.span = span
-        self._metric_attributes = metric_attributes
+        self._common = common
+        self._metric_attributes = common.metric
         self._end_guard = threading.Lock()
         self._token: object | None = None
         #: Set by the predictor when CountTokens runs for this call; settled in :meth:`end`.
@@ -209,24 +239,23 @@ class Call:
         if response is not None:
             usage = response.usage
             total_input = usage.total_input
+            if error_type is None:
+                common = self._common  # prebuilt dicts for the common, successful case
+                input_attributes, output_attributes = common.input, common.output
+                read_attributes, write_attributes = common.cache_read, common.cache_write
+            else:
+                input_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "input"}
+                output_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "output"}
+                read_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ}
+                write_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
             if total_input is not None:
-                telemetry.token_usage.record(
-                    total_input, {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "input"}
-                )
+                telemetry.token_usage.record(total_input, input_attributes)
             if usage.output_tokens is not None:
-                telemetry.token_usage.record(
-                    usage.output_tokens, {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "output"}
-                )
+                telemetry.token_usage.record(usage.output_tokens, output_attributes)
             if usage.cache_read_tokens:
-                telemetry.cache_usage.record(
-                    usage.cache_read_tokens,
-                    {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ},
-                )
+                telemetry.cache_usage.record(usage.cache_read_tokens, read_attributes)
             if usage.cache_write_tokens:
-                telemetry.cache_usage.record(
-                    usage.cache_write_tokens,
-                    {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE},
-                )
+                telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes)
         span.end()
         return True
 
