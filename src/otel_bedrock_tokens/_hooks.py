@@ -14,9 +14,10 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from ._logging import log_internal_error
 from .endpoint import server_of
 from .errors import error_facts, error_type_of
-from .facts import RequestFacts
+from .facts import RequestFacts, ResponseFacts
 from .operations import Operation
 from .prediction import Predictor, RefuseRequest
 from .telemetry import Call, RequestHook, ResponseHook, Telemetry
@@ -70,31 +71,38 @@ class BedrockHook:
         try:
             result = wrapped(*args)
         except BaseException as error:
-            self._fail(call, error)
+            self.fail(call, error)
             raise
         return self._finish(call, operation, instance, args[1], result)
 
     def _start(self, operation: Operation, client: Any, params: Any) -> Call | None:
         try:
-            meta = client.meta
-            if meta.service_model.service_name != SERVICE_NAME or not is_instrumentation_enabled():
+            call = self.open_call(operation, client, params)
+            if call is None:
                 return None
-            if not isinstance(params, dict):
-                return None
-            request = operation.request(params, server_of(meta.endpoint_url))
-            call = self.telemetry.start(request)
-            if self.request_hook is not None:
-                self.run_hook(self.request_hook, call, operation, params)
             if self.predictor is not None:
-                self._predict(call, client, request, params)
+                self._predict(call, client, call.request, params)
             call.activate()
             return call
         except RefuseRequest as refusal:
             # The budget guard's documented refusal: the one error of ours the caller sees.
             raise refusal.error from None
         except Exception:
-            logger.debug("bedrock-tokens: could not start a span", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not start a span")
             return None
+
+    def open_call(self, operation: Operation, client: Any, params: Any) -> Call | None:
+        """Request facts, span start and the request hook: the part of starting a call that the
+        sync and the asyncio hook share (``None``: not a call we measure). May raise."""
+        meta = client.meta
+        if meta.service_model.service_name != SERVICE_NAME or not is_instrumentation_enabled():
+            return None
+        if not isinstance(params, dict):
+            return None
+        call = self.telemetry.start(operation.request(params, server_of(meta.endpoint_url)))
+        if self.request_hook is not None:
+            self.run_hook(self.request_hook, call, operation, params)
+        return call
 
     def _predict(self, call: Call, client: Any, request: RequestFacts, params: dict[str, Any]) -> None:
         assert self.predictor is not None
@@ -104,36 +112,45 @@ class BedrockHook:
             call.end(None, error_type_of(refusal.error))
             raise
         except Exception:
-            logger.debug("bedrock-tokens: could not start a prediction", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not start a prediction")
 
-    def _fail(self, call: Call, error: BaseException) -> None:
+    def fail(self, call: Call, error: BaseException) -> None:
+        """The call raised (or was cancelled): end the span with the error; never raise."""
         try:
             call.deactivate()
             call.end(error_facts(error), error_type_of(error))
         except Exception:
-            logger.debug("bedrock-tokens: could not record a failed call", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not record a failed call")
 
     def _finish(self, call: Call, operation: Operation, client: Any, params: Any, result: Any) -> Any:
         try:
             call.deactivate()
             if operation.stream_key is not None and self.wrap_stream is not None:
                 return self.wrap_stream(call, operation, result, self)
-            response = operation.response(call.request, result)
-            if self.response_hook is not None:
-                self.run_hook(self.response_hook, call, operation, result)
-            error = response.read_error
-            call.end(response, error_type_of(error) if error is not None else None)
+            self.record(call, operation, result, operation.response(call.request, result))
         except Exception:
-            logger.debug("bedrock-tokens: could not record a call", exc_info=True)
-            try:
-                call.end(None)
-            except Exception:
-                logger.debug("bedrock-tokens: could not end a span", exc_info=True)
+            self.end_unrecorded(call)
         return result
+
+    def record(self, call: Call, operation: Operation, result: Any, response: ResponseFacts) -> None:
+        """The response hook, then the span's end: shared with the asyncio hook. May raise."""
+        if self.response_hook is not None:
+            self.run_hook(self.response_hook, call, operation, result)
+        error = response.read_error
+        call.end(response, error_type_of(error) if error is not None else None)
+
+    @staticmethod
+    def end_unrecorded(call: Call) -> None:
+        """Recording failed (called from an ``except`` block): end the span bare, never raise."""
+        log_internal_error(logger, "bedrock-tokens: could not record a call")
+        try:
+            call.end(None)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not end a span")
 
     @staticmethod
     def run_hook(hook: Callable[..., None], call: Call, operation: Operation, data: Any) -> None:
         try:
             hook(call.span, SERVICE_NAME, operation.api_name, data)
         except Exception:
-            logger.debug("bedrock-tokens: a user hook raised", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: a user hook raised")

@@ -1,9 +1,18 @@
-"""``BedrockTokensInstrumentor``: the lifecycle of the one patch on botocore."""
+"""``BedrockTokensInstrumentor``: the lifecycle of the patch on botocore, and of its asyncio twin on
+aiobotocore when aiobotocore is installed.
+
+aiobotocore is never imported by us: ``instrument()`` registers a post-import hook that patches
+``AioBaseClient._make_api_call`` as soon as the application imports ``aiobotocore.client`` (at once
+when it already has). A sync-only process with aiobotocore merely installed pays nothing for it
+(importing aiobotocore costs some 300 ms), and one without it registers nothing at all.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Collection
+from types import ModuleType
 from typing import Any
 
 import wrapt
@@ -18,13 +27,16 @@ from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
+_AIO_PACKAGE = "aiobotocore"
+_AIO_MODULE = "aiobotocore.client"
+_AIO_CLASS = "AioBaseClient"
 
 
 #: Every wrapt proxy (in wrapt 2, FunctionWrapper is no longer an ObjectProxy).
 _PROXY = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
-def _find_our_wrapper(outer: Any, hook: BedrockHook) -> tuple[Any, Any] | None:
+def _find_our_wrapper(outer: Any, hook: object) -> tuple[Any, Any] | None:
     """Walk a chain of wrapt wrappers; return (wrapper whose ``__wrapped__`` is ours, ours)."""
     parent = None
     current = outer
@@ -56,6 +68,60 @@ def _wrap_innermost(cls: Any, hook: Any) -> None:
         innermost.__wrapped__ = wrapt.FunctionWrapper(current, hook)
 
 
+def _unwrap(cls: Any, hook: object) -> None:
+    """Remove our wrapper (the one whose wrapper object is ``hook``) from ``cls._make_api_call``."""
+    found = _find_our_wrapper(cls.__dict__.get("_make_api_call"), hook)
+    if found is None:
+        return  # already gone; the inactive hook would pass straight through anyway
+    parent, ours = found
+    if parent is None:
+        cls._make_api_call = ours.__wrapped__
+    else:
+        # Another instrumentation wrapped on top of us: splice ourselves out of its chain.
+        parent.__wrapped__ = ours.__wrapped__
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class _AioPatch:
+    """The aiobotocore half of one ``instrument()``: applied when ``aiobotocore.client`` is imported.
+
+    wrapt's post-import hooks cannot be unregistered, so ``uninstrument()`` marks this one cancelled
+    and a later import applies nothing."""
+
+    def __init__(self, hook: BedrockHook) -> None:
+        self.hook = hook
+        self.cancelled = False
+        self.applied: Any = None  # the AioBedrockHook, once wrapped
+        self.target: Any = None  # AioBaseClient
+
+    def apply(self, module: ModuleType) -> None:
+        if self.cancelled or self.applied is not None:
+            return
+        try:
+            from ._aio_hooks import AioBedrockHook
+
+            aio_hook = AioBedrockHook(self.hook)
+            target = getattr(module, _AIO_CLASS)
+            _wrap_innermost(target, aio_hook)
+            self.applied, self.target = aio_hook, target
+        except Exception:
+            # An aiobotocore too different from the one we know: sync clients are still measured.
+            logger.warning("bedrock-tokens: could not instrument aiobotocore", exc_info=True)
+
+    def remove(self) -> None:
+        self.cancelled = True
+        if self.applied is not None:
+            _unwrap(self.target, self.applied)
+            self.applied = self.target = None
+
+
 class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans and metrics with the exact tokens Bedrock bills, for every ``bedrock-runtime`` call.
 
@@ -64,6 +130,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     _hook: BedrockHook | None = None
+    _aio: _AioPatch | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("botocore >= 1.34",)
@@ -84,6 +151,9 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         _wrap_innermost(BaseClient, hook)
         type(self)._hook = hook
+        if _installed(_AIO_PACKAGE):
+            aio = type(self)._aio = _AioPatch(hook)
+            wrapt.register_post_import_hook(aio.apply, _AIO_MODULE)
 
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
         """Wait until every CountTokens prediction in flight has been recorded (before exporting
@@ -93,22 +163,25 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return True
         return hook.predictor.wait_idle(timeout)
 
+    async def wait_for_predictions_async(self, timeout: float = 5.0) -> bool:
+        """:meth:`wait_for_predictions` for asyncio code: awaits instead of blocking the event loop
+        (whose tasks are the predictions in flight for aiobotocore clients)."""
+        hook = type(self)._hook
+        if hook is None or hook.predictor is None:
+            return True
+        return await hook.predictor.wait_idle_async(timeout)
+
     def _uninstrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
 
         hook = type(self)._hook
-        type(self)._hook = None
+        aio = type(self)._aio
+        type(self)._hook = type(self)._aio = None
         if hook is None:
             return
         hook.active = False
         if hook.predictor is not None:
             hook.predictor.shutdown()
-        found = _find_our_wrapper(BaseClient.__dict__.get("_make_api_call"), hook)
-        if found is None:
-            return  # already gone; the inactive hook would pass straight through anyway
-        parent, ours = found
-        if parent is None:
-            BaseClient._make_api_call = ours.__wrapped__
-        else:
-            # Another instrumentation wrapped on top of us: splice ourselves out of its chain.
-            parent.__wrapped__ = ours.__wrapped__
+        _unwrap(BaseClient, hook)
+        if aio is not None:
+            aio.remove()

@@ -105,17 +105,28 @@ class InvokeModel(_InvokeModelBase):
     api_name = "InvokeModel"
 
     def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+        body = result.get("body")
+        if not isinstance(body, StreamingBody) or not isinstance(result, dict):
+            return self.parse_response(request, result, None)
+        read = read_and_replay(body)
+        # The caller's body is put back before anything else can go wrong.
+        result["body"] = read.replacement
+        facts = self.parse_response(request, result, read.data)
+        facts.read_error = read.error
+        return facts
+
+    def parse_response(
+        self, request: RequestFacts, result: Mapping[str, Any], data: bytes | None
+    ) -> ResponseFacts:
+        """The facts of a response whose body has already been read as ``data`` (``None``: not read).
+
+        Split from :meth:`response` so the asyncio hook, which reads the body with ``await``, parses
+        it with this very code."""
         facts = ResponseFacts()
         headers = response_metadata(result, facts)
-        body = result.get("body")
-        if isinstance(body, StreamingBody) and isinstance(result, dict):
-            read = read_and_replay(body)
-            # The caller's body is put back before anything else can go wrong.
-            result["body"] = read.replacement
-            facts.read_error = read.error
-            parsed = parse_json_object(read.data)
-            if parsed is not None:
-                family_for(request.model).read_response(parsed, facts)
+        parsed = parse_json_object(data)
+        if parsed is not None:
+            family_for(request.model).read_response(parsed, facts)
         # Headers are what Bedrock billed; the body's own usage only fills what they lack.
         billed = usage_from_headers(headers)
         billed.fill_from(facts.usage)

@@ -6,28 +6,37 @@ which is what the budget guard needs. Whatever happens to a prediction — unsup
 throttling, timeout, a full queue — the caller's own request is never changed by it, except for the
 budget guard's one documented refusal (:class:`TokenBudgetExceeded`).
 
+Under asyncio (aiobotocore clients) the same prediction runs as a task on the caller's event loop
+instead of on a thread (:meth:`Predictor.begin_async`): the same cache, per-model memory, queue bound
+and outcomes; at most ``workers`` CountTokens calls run at once per loop, as on the pool.
+
 Our CountTokens calls run with OpenTelemetry instrumentation suppressed, so they are not measured as
 user calls and never recurse into the hook.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
 import random
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from time import monotonic
-from typing import Any
+from typing import Any, Union
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import names
+from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import RequestFacts
 from .settings import PredictionSettings
@@ -117,6 +126,27 @@ def _digest(model: str, count_input: Mapping[str, Any]) -> bytes:
     return hashlib.blake2b(payload, digest_size=16, person=model.encode()[:16]).digest()
 
 
+#: A prediction in flight: a thread pool future (botocore) or a task on the caller's loop (aiobotocore).
+#: Both have done() / cancelled() / exception() / result() / add_done_callback(fn(future)).
+PendingCount = Union["Future[int]", "asyncio.Task[int]"]
+
+
+def _outcome(future: PendingCount) -> tuple[int | None, BaseException | None]:
+    """A finished future's value or error. A cancelled one (the pool shut down, the loop closing) is
+    an error here, not a ``CancelledError`` raised into our bookkeeping."""
+    if future.cancelled():
+        return None, asyncio.CancelledError()
+    error = future.exception()
+    return (None, error) if error is not None else (future.result(), None)
+
+
+def _cancelling() -> bool:
+    """Whether the current task has a cancellation pending (``Task.cancelling``, Python 3.11+)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
 def _classify(error: BaseException) -> str:
     if isinstance(error, (FutureTimeout, ReadTimeoutError, ConnectTimeoutError, TimeoutError)):
         return TIMEOUT
@@ -145,7 +175,7 @@ class Prediction:
 
     def __init__(self, predictor: Predictor) -> None:
         self._predictor = predictor
-        self._future: Future[int] | None = None
+        self._future: PendingCount | None = None
         self._submitted = False
         self._started = monotonic()
         self.predicted: int | None = None
@@ -156,13 +186,33 @@ class Prediction:
     def wait(self, timeout: float) -> None:
         """``before`` mode: block until the prediction is in or ``timeout`` passes."""
         future = self._future
-        if future is None:
+        if not isinstance(future, Future):
             return
         try:
             self._take(future.result(timeout=timeout))
         except FutureTimeout:
             self.outcome = TIMEOUT  # final: a late answer still fills the cache, not this call
             self._future = None
+        except Exception as error:
+            self._fail(error)
+
+    async def wait_async(self, timeout: float) -> None:
+        """``before`` mode under asyncio: await the prediction task for at most ``timeout``.
+
+        The task is shielded: a timeout leaves it running (a late answer still fills the cache, as
+        on the thread path), and a cancellation of the caller's task propagates unchanged."""
+        task = self._future
+        if not isinstance(task, asyncio.Future):
+            return
+        try:
+            self._take(await asyncio.wait_for(asyncio.shield(task), timeout))
+        except asyncio.TimeoutError:
+            self.outcome = TIMEOUT
+            self._future = None
+        except asyncio.CancelledError:
+            if not task.cancelled() or _cancelling():
+                raise  # the caller's own task was cancelled while it waited
+            self._fail(asyncio.CancelledError())
         except Exception as error:
             self._fail(error)
 
@@ -179,9 +229,9 @@ class Prediction:
         """Record the outcome and error now, or, if CountTokens is still running, when it answers."""
         future = self._future
         if future is not None and future.done():
-            error = future.exception()
+            predicted, error = _outcome(future)
             if error is None:
-                self._take(future.result())
+                self._take(predicted)  # type: ignore[arg-type]
             else:
                 self._fail(error)
         attributes: Attributes = {}
@@ -200,19 +250,19 @@ class Prediction:
                 attributes[names.PREDICTION_DELTA] = actual_input - self.predicted
         return attributes
 
-    def _settle_late(self, call: Call, future: Future[int], actual_input: int | None) -> None:
+    def _settle_late(self, call: Call, future: PendingCount, actual_input: int | None) -> None:
         try:
-            error = future.exception()
+            predicted, error = _outcome(future)
             if error is not None:
                 self._fail(error)
             elif monotonic() - self._started > self._predictor.settings.timeout:
                 self.outcome = TIMEOUT  # answered, but too late to be trusted as "in time"
                 self._future = None
             else:
-                self._take(future.result())
+                self._take(predicted)  # type: ignore[arg-type]
             self._record(call, actual_input)
         except Exception:
-            logger.debug("bedrock-tokens: could not record a late prediction", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not record a late prediction")
 
     def _record(self, call: Call, actual_input: int | None) -> None:
         if self._submitted:
@@ -236,6 +286,13 @@ class Predictor:
         self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._executor: ThreadPoolExecutor | None = None
         self._random = random.Random()
+        # asyncio: tasks in flight (the loop keeps only weak references), the per-loop bound on
+        # running CountTokens calls, and the coroutines awaiting idleness.
+        self._tasks: set[asyncio.Task[int]] = set()
+        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def shutdown(self) -> None:
         with self._lock:
@@ -250,6 +307,47 @@ class Predictor:
 
         Raises :class:`RefuseRequest` in ``before`` mode when the budget guard refuses.
         """
+        prepared = self._prepare(request, params, call)
+        if prepared is None:
+            return None
+        prediction, job = prepared
+        settings = self.settings
+        if job is not None:
+            if not self._submit(prediction, client, *job):
+                prediction.outcome = SKIPPED
+                prediction.skip_reason = "queue_full"
+            elif settings.mode == "before":
+                prediction.wait(settings.timeout)
+        if settings.mode == "before":
+            self._guard(request, prediction)
+        return prediction
+
+    async def begin_async(
+        self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
+    ) -> Prediction | None:
+        """:meth:`begin` for an aiobotocore client: CountTokens runs as a task on the running loop
+        (awaited here in ``before`` mode). Must be called from inside that loop."""
+        prepared = self._prepare(request, params, call)
+        if prepared is None:
+            return None
+        prediction, job = prepared
+        settings = self.settings
+        if job is not None:
+            if not self._submit_async(prediction, client, *job):
+                prediction.outcome = SKIPPED
+                prediction.skip_reason = "queue_full"
+            elif settings.mode == "before":
+                await prediction.wait_async(settings.timeout)
+        if settings.mode == "before":
+            self._guard(request, prediction)
+        return prediction
+
+    def _prepare(
+        self, request: RequestFacts, params: Mapping[str, Any], call: Call
+    ) -> tuple[Prediction, tuple[str, dict[str, Any], bytes] | None] | None:
+        """Everything before CountTokens is sent, for both paths: sampling, what to count, remembered
+        unsupported models, the cache. Returns the prediction (already on ``call``) and the CountTokens
+        job still to run (model, input, cache key), or ``None`` for an operation never predicted."""
         if request.api_operation not in PREDICTED_OPERATIONS:
             return None
         prediction = Prediction(self)
@@ -257,29 +355,23 @@ class Predictor:
         settings = self.settings
         if settings.sample_rate < 1.0 and self._random.random() >= settings.sample_rate:
             prediction.outcome = SAMPLED_OUT
-            return prediction
+            return prediction, None
         model = count_model_id(request, settings.model_map)
         count_input = count_tokens_input(request.api_operation, params) if model else None
         if model is None or count_input is None:
             prediction.outcome = SKIPPED
             prediction.skip_reason = "opaque_model_id" if model is None else "body_not_countable"
-            return prediction
+            return prediction, None
         if self._is_unsupported(model):
             prediction.outcome = UNSUPPORTED
             prediction.skip_reason = "remembered_unsupported"
-            return prediction
+            return prediction, None
         key = _digest(model, count_input) if settings.cache_size else b""
         cached = self._cached(key) if settings.cache_size else None
         if cached is not None:
             prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
-        elif not self._submit(prediction, client, model, count_input, key):
-            prediction.outcome = SKIPPED
-            prediction.skip_reason = "queue_full"
-        elif settings.mode == "before":
-            prediction.wait(settings.timeout)
-        if settings.mode == "before":
-            self._guard(request, prediction)
-        return prediction
+            return prediction, None
+        return prediction, (model, count_input, key)
 
     def _guard(self, request: RequestFacts, prediction: Prediction) -> None:
         budget = self.settings.budget
@@ -351,35 +443,125 @@ class Predictor:
             self._unsettled += 1
         return True
 
+    def _submit_async(
+        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: bytes
+    ) -> bool:
+        """Start CountTokens as a task on the running loop, within the same bound as the pool's queue."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._pending >= self._max_pending:
+                return False
+            self._pending += 1
+        coroutine = self._count_async(client, model, count_input, key)
+        try:
+            # A fresh context, like a pool thread's: the caller's span is not the prediction's parent.
+            task: asyncio.Task[int] = contextvars.Context().run(loop.create_task, coroutine)
+        except RuntimeError:  # the loop is shutting down
+            coroutine.close()
+            with self._lock:
+                self._pending -= 1
+            return False
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        prediction._future = task
+        prediction._submitted = True
+        with self._lock:
+            self._unsettled += 1
+        return True
+
+    def _task_done(self, task: asyncio.Task[int]) -> None:
+        """Forget a finished task, and mark its error as seen: a prediction that failed after its
+        call was settled (a ``before`` timeout, say) must not log "exception was never retrieved"."""
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
     def _count(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
         """Runs on a worker thread, in a fresh context with instrumentation suppressed."""
         try:
             with suppress_instrumentation():
                 response = client.count_tokens(modelId=model, input=count_input)
-            predicted = response["inputTokens"]
-            if type(predicted) is not int or predicted < 0:
-                raise ValueError(f"CountTokens answered {predicted!r}")
-            self._remember(key, predicted)
-            return predicted
+            return self._counted(key, response)
         except ClientError as error:
-            if _classify(error) == UNSUPPORTED:
-                with self._lock:
-                    self._unsupported[model] = monotonic() + self.settings.remember_seconds
-                    if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
-                        self._unsupported.pop(next(iter(self._unsupported)))
+            self._count_failed(model, error)
             raise
         finally:
             with self._lock:
                 self._pending -= 1
 
+    async def _count_async(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
+        """Runs as a task on the caller's loop, in a fresh context with instrumentation suppressed;
+        at most ``workers`` at once per loop, like the pool's threads."""
+        try:
+            async with self._loop_limit():
+                with suppress_instrumentation():
+                    response = await client.count_tokens(modelId=model, input=count_input)
+            return self._counted(key, response)
+        except ClientError as error:
+            self._count_failed(model, error)
+            raise
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _loop_limit(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            limit = self._limits.get(loop)
+            if limit is None:
+                limit = self._limits[loop] = asyncio.Semaphore(self.settings.workers)
+            return limit
+
+    def _counted(self, key: bytes, response: Mapping[str, Any]) -> int:
+        predicted = response["inputTokens"]
+        if type(predicted) is not int or predicted < 0:
+            raise ValueError(f"CountTokens answered {predicted!r}")
+        self._remember(key, predicted)
+        return predicted
+
+    def _count_failed(self, model: str, error: ClientError) -> None:
+        if _classify(error) == UNSUPPORTED:
+            with self._lock:
+                self._unsupported[model] = monotonic() + self.settings.remember_seconds
+                if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
+                    self._unsupported.pop(next(iter(self._unsupported)))
+
     def settled(self) -> None:
         """A submitted prediction has been recorded (on its span or late, in the metrics)."""
         with self._lock:
             self._unsettled -= 1
-            if self._unsettled == 0:
-                self._idle.notify_all()
+            if self._unsettled != 0:
+                return
+            self._idle.notify_all()
+            waiters, self._idle_waiters = self._idle_waiters, []
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_wake, waiter)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every submitted prediction has been recorded, or ``timeout`` passes."""
         with self._idle:
             return self._idle.wait_for(lambda: self._unsettled == 0, timeout=timeout)
+
+    async def wait_idle_async(self, timeout: float) -> bool:
+        """:meth:`wait_idle` for a coroutine: the loop keeps running (and settling predictions)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._unsettled == 0:
+                return True
+            self._idle_waiters.append((loop, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if (loop, waiter) in self._idle_waiters:
+                    self._idle_waiters.remove((loop, waiter))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

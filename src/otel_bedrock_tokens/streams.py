@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 from . import names
+from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
@@ -105,6 +106,22 @@ class StreamState:
         self.ended = False
         self.observe: Observer = _ignore_event
 
+    def see(self, event: Any, per_chunk: bool) -> bool:
+        """Count and time one event and let the observer read it; ``True`` when it was the final
+        usage event (the proxy then ends the span). An event we cannot read is logged, not raised."""
+        self.events += 1
+        if self.first_event_at is None:
+            self.first_event_at = self.last_event_at = perf_counter()
+        elif per_chunk:
+            now = perf_counter()
+            self.call.record_chunk_gap(now - self.last_event_at)
+            self.last_event_at = now
+        try:
+            return self.observe(self, event)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not read a stream event")
+            return False
+
     def finish(self, how: str, error: BaseException | None = None) -> None:
         """End the span (once) with whatever usage arrived."""
         if self.ended:
@@ -129,7 +146,7 @@ class StreamState:
                     call.record_chunk_gap(gap)
             call.end(facts, error_type_of(error) if error is not None else None, extra)
         except Exception:
-            logger.debug("bedrock-tokens: could not end a stream span", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not end a stream span")
 
 
 def _observe_converse_event(state: StreamState, event: Any) -> bool:
@@ -200,25 +217,12 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:
         state = self._self_state
-        observe = state.observe
+        see = state.see
         per_chunk = state.chunk_timing == CHUNK_TIMING_CHUNK
         try:
             for event in self.__wrapped__:
-                if not state.ended:
-                    state.events += 1
-                    if state.first_event_at is None:
-                        state.first_event_at = state.last_event_at = perf_counter()
-                    elif per_chunk:
-                        now = perf_counter()
-                        state.call.record_chunk_gap(now - state.last_event_at)
-                        state.last_event_at = now
-                    try:
-                        final = observe(state, event)
-                    except Exception:
-                        logger.debug("bedrock-tokens: could not read a stream event", exc_info=True)
-                        final = False
-                    if final:
-                        self._self_end(END_COMPLETED)
+                if not state.ended and see(event, per_chunk):
+                    self._self_end(END_COMPLETED)
                 yield event
         except GeneratorExit:
             raise  # the caller stopped iterating: it may resume, close, or drop the stream
@@ -244,6 +248,14 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
 def wrap_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook) -> Any:
     """Put a :class:`StreamProxy` in place of the result's event stream; return the result."""
+    return install_proxy(StreamProxy, call, operation, result, hook)
+
+
+def install_proxy(
+    proxy_type: type[StreamProxy], call: Call, operation: Operation, result: Any, hook: BedrockHook
+) -> Any:
+    """Put a ``proxy_type`` (sync or asyncio proxy) in place of the result's event stream, with the
+    observer of its operation and model family; return the result."""
     key = operation.stream_key
     stream = result.get(key) if isinstance(result, dict) and key is not None else None
     facts = ResponseFacts()
@@ -256,7 +268,7 @@ def wrap_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook
         state.observe = _observe_converse_event
     else:
         state.observe = _invoke_observer(family_for(call.request.model))
-    result[key] = StreamProxy(stream, state)
+    result[key] = proxy_type(stream, state)
     if hook.response_hook is not None:
         hook.run_hook(hook.response_hook, call, operation, result)
     return result

@@ -1,0 +1,272 @@
+"""CountTokens predictions for aiobotocore clients: a task on the caller's loop instead of a thread,
+with the sync path's modes, cache, per-model memory, bounds and outcomes. Against the emulator, whose
+CountTokens predicts exactly what the call then bills."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiobotocore")
+
+from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
+from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
+
+from .aio_support import CLAUDE, aio_client, claude_request, messages, run
+from .conftest import Telemetry, make_telemetry
+
+OUTCOMES = "bedrock_tokens.client.prediction.outcomes"
+ERRORS = "bedrock_tokens.client.prediction.error"
+STATUS = "bedrock_tokens.prediction.status"
+SLOW_COUNT = 0.5  # seconds CountTokens takes in the slow tests
+
+
+@pytest.fixture
+def emulator() -> Iterator[BedrockEmulator]:
+    with BedrockEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def make_instrumentor(telemetry: Telemetry) -> Iterator[Any]:
+    made: list[BedrockTokensInstrumentor] = []
+
+    def make(**settings: Any) -> BedrockTokensInstrumentor:
+        instrumentor = BedrockTokensInstrumentor()
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
+        )
+        made.append(instrumentor)
+        return instrumentor
+
+    yield make
+    for instrumentor in made:
+        instrumentor.uninstrument()
+
+
+def outcomes(telemetry: Telemetry) -> dict[str, int]:
+    return {point.attributes[STATUS]: point.value for point in telemetry.points(OUTCOMES)}
+
+
+def spans(telemetry: Telemetry) -> list[dict[str, Any]]:
+    return [dict(span.attributes) for span in telemetry.spans()]
+
+
+def test_parallel_prediction_adds_no_wall_time(
+    emulator: BedrockEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CountTokens takes 0.5 s; every call returns long before that, as fast as without prediction,
+    and the predictions are recorded later, exact."""
+    emulator.set_latency(SLOW_COUNT, operation="CountTokens")
+    calls = 6
+
+    def timed(telemetry: Telemetry, **settings: Any) -> list[float]:
+        instrumentor = BedrockTokensInstrumentor()
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
+        )
+
+        async def main() -> list[float]:
+            durations = []
+            async with aio_client(emulator.endpoint_url) as client:
+                await client.converse(modelId=CLAUDE, messages=messages("warm the connection up"))
+                for index in range(calls):
+                    started = time.perf_counter()
+                    await client.converse(modelId=CLAUDE, messages=messages(f"{settings} {index}"))
+                    durations.append(time.perf_counter() - started)
+                assert await instrumentor.wait_for_predictions_async(10)
+            return durations
+
+        try:
+            return run(main())
+        finally:
+            instrumentor.uninstrument()
+
+    without = timed(make_telemetry())
+    telemetry = make_telemetry()
+    measured = timed(telemetry, count_tokens="parallel")
+    delta = statistics.median(measured) - statistics.median(without)
+    with capsys.disabled():
+        print(
+            f"\nCountTokens {SLOW_COUNT * 1000:.0f} ms; converse median without prediction "
+            f"{statistics.median(without) * 1000:.2f} ms, with parallel prediction "
+            f"{statistics.median(measured) * 1000:.2f} ms (delta {delta * 1000:+.2f} ms)"
+        )
+    assert max(measured) < SLOW_COUNT / 2  # nobody waited for CountTokens
+    predicted = spans(telemetry)[1:]  # after the warm-up call
+    assert all(span[STATUS] == "late" for span in predicted)
+    assert outcomes(telemetry) == {"ok": calls + 1}
+    (error,) = telemetry.points(ERRORS)
+    assert (error.count, error.sum) == (calls + 1, 0)  # the emulator predicts exactly
+    assert emulator.ledger.total().count_tokens_calls == calls + 1
+
+
+def test_parallel_prediction_answered_in_time_is_on_the_span(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before")  # waits, so the answer is in before the span ends
+
+    async def main() -> None:
+        async with aio_client(emulator.endpoint_url) as client:
+            await client.converse(modelId=CLAUDE, messages=messages("how many tokens is this"))
+            response = await client.invoke_model(modelId=CLAUDE, body=claude_request("and this"))
+            await response["body"].read()
+
+    run(main())
+    converse, invoke = spans(telemetry)
+    for span in (converse, invoke):
+        assert span[STATUS] == "ok"
+        assert span["bedrock_tokens.prediction.source"] == "count_tokens"
+        assert span["bedrock_tokens.prediction.input_tokens"] == span["gen_ai.usage.input_tokens"]
+        assert span["bedrock_tokens.prediction.delta"] == 0
+    assert outcomes(telemetry) == {"ok": 2}
+    assert len(telemetry.spans()) == 2  # our own CountTokens calls are not measured as user calls
+
+
+def test_identical_requests_are_predicted_from_the_cache(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before")
+
+    async def main() -> None:
+        async with aio_client(emulator.endpoint_url) as client:
+            for _ in range(3):
+                await client.converse(modelId=CLAUDE, messages=messages("the same words"))
+
+    run(main())
+    sources = [span["bedrock_tokens.prediction.source"] for span in spans(telemetry)]
+    assert sources == ["count_tokens", "cache", "cache"]
+    assert emulator.ledger.total().count_tokens_calls == 1
+
+
+def test_before_mode_timeout_lets_the_call_go(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.set_latency(SLOW_COUNT, operation="CountTokens")
+    make_instrumentor(count_tokens="before", count_tokens_timeout=0.05)
+    caplog.set_level(logging.DEBUG)
+
+    async def main() -> float:
+        async with aio_client(emulator.endpoint_url) as client:
+            started = time.perf_counter()
+            await client.converse(modelId=CLAUDE, messages=messages("too slow to count"))
+            return time.perf_counter() - started
+
+    # The client closes under the still-running CountTokens task: that failure stays ours, unlogged.
+    assert run(main()) < SLOW_COUNT
+    (span,) = spans(telemetry)
+    assert span[STATUS] == "timeout"
+    assert outcomes(telemetry) == {"timeout": 1}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_budget_guard_refuses_before_sending(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before", max_input_tokens=3)
+
+    async def main() -> TokenBudgetExceeded:
+        async with aio_client(emulator.endpoint_url) as client:
+            with pytest.raises(TokenBudgetExceeded) as refused:
+                await client.converse(modelId=CLAUDE, messages=messages("far more than three tokens here"))
+            return refused.value
+
+    refusal = run(main())
+    assert refusal.limit == 3 and refusal.predicted > 3
+    assert emulator.ledger.total().by_operation == {"CountTokens": 1}  # the call itself was never sent
+    (span,) = spans(telemetry)
+    assert span["error.type"] == "otel_bedrock_tokens.prediction.TokenBudgetExceeded"
+
+
+def test_unsupported_model_is_remembered(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    emulator.set_count_tokens_support(CLAUDE, False)
+    make_instrumentor(count_tokens="before")
+
+    async def main() -> None:
+        async with aio_client(emulator.endpoint_url) as client:
+            await client.converse(modelId=CLAUDE, messages=messages("first"))
+            await client.converse(modelId=CLAUDE, messages=messages("second"))
+
+    run(main())
+    first, second = spans(telemetry)
+    assert first[STATUS] == "unsupported"
+    assert second[STATUS] == "unsupported"
+    assert second["bedrock_tokens.prediction.skip_reason"] == "remembered_unsupported"
+    assert emulator.ledger.total().count_tokens_errors == 1
+
+
+def test_outstanding_predictions_are_bounded(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    """One worker: at most 8 CountTokens calls outstanding; the rest are skipped, the calls go on.
+    (0.1 s each, one at a time: the eighth still answers within the 2 s prediction timeout.)"""
+    emulator.set_latency(0.1, operation="CountTokens")
+    instrumentor = make_instrumentor(count_tokens="parallel", count_tokens_workers=1)
+
+    async def main() -> None:
+        async with aio_client(emulator.endpoint_url, max_pool_connections=30) as client:
+            await asyncio.gather(
+                *(client.converse(modelId=CLAUDE, messages=messages(f"bounded {i}")) for i in range(20))
+            )
+            assert await instrumentor.wait_for_predictions_async(30)
+
+    run(main())
+    reasons = [span.get("bedrock_tokens.prediction.skip_reason") for span in spans(telemetry)]
+    assert reasons.count("queue_full") == 12
+    assert outcomes(telemetry) == {"ok": 8, "skipped": 12}
+
+
+def test_at_most_workers_count_tokens_calls_run_at_once(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    """Two workers, four predictions of 0.25 s each awaited in ``before`` mode: two rounds."""
+    emulator.set_latency(0.25, operation="CountTokens")
+    make_instrumentor(count_tokens="before", count_tokens_workers=2)
+
+    async def main() -> float:
+        async with aio_client(emulator.endpoint_url) as client:
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(client.converse(modelId=CLAUDE, messages=messages(f"worker {i}")) for i in range(4))
+            )
+            return time.perf_counter() - started
+
+    assert run(main()) >= 0.5
+    assert outcomes(telemetry) == {"ok": 4}
+
+
+def test_cancelled_while_waiting_for_the_prediction(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    """``before`` mode: the caller's task is cancelled while it awaits CountTokens. The span ends
+    once with the cancellation, the call is never sent, and CancelledError reaches the caller."""
+    rule = emulator.inject(Fault.slow_first_byte(5), operation="CountTokens")
+    make_instrumentor(count_tokens="before", count_tokens_timeout=10)
+
+    async def main() -> bool:
+        async with aio_client(emulator.endpoint_url) as client:
+            task = asyncio.create_task(client.converse(modelId=CLAUDE, messages=messages("cancel me")))
+            assert await asyncio.to_thread(emulator.faults.wait_fired, rule, 1, 10)
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
+            return task.cancelled()
+
+    assert run(main())
+    (span,) = spans(telemetry)
+    assert span["error.type"] == "asyncio.exceptions.CancelledError"
+    assert "Converse" not in emulator.ledger.total().by_operation
+
+
+def test_wait_for_predictions_async_without_predictions(make_instrumentor: Any) -> None:
+    instrumentor = make_instrumentor()
+    assert run(instrumentor.wait_for_predictions_async(0.01))
+    other = make_instrumentor(count_tokens="parallel")
+    assert run(other.wait_for_predictions_async(0.01))

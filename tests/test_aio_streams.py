@@ -1,0 +1,376 @@
+"""An aiobotocore stream span ends exactly once, whichever way the consuming task finishes with the
+stream: exhaustion, close, an error, cancellation of the task, or abandonment. The same rules and the
+same numbers as the sync proxy (tests/test_stream_lifecycle.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aiobotocore")
+
+from aiobotocore.eventstream import AioEventStream
+from botocore.exceptions import EventStreamError
+
+from otel_bedrock_tokens import BedrockTokensInstrumentor
+from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
+
+from .aio_support import CLAUDE, aio_client, call_recorded_async, claude_request, messages, run
+from .conftest import Telemetry
+from .replay import RECORDINGS, Interaction, RawServer, Replayer, load, read_http_request
+from .test_stream_lifecycle import frames
+
+CLAUDE_STREAM = (
+    RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"
+)
+CONVERSE_STREAM = RECORDINGS / "otel-contrib" / "test_converse_stream_no_content_different_events.yaml"
+CANCELLED = "asyncio.exceptions.CancelledError"
+
+
+def only_span(telemetry: Telemetry) -> Any:
+    (span,) = telemetry.spans()
+    return span
+
+
+def key_of(interaction: Interaction) -> str:
+    return "body" if interaction.operation == "InvokeModelWithResponseStream" else "stream"
+
+
+def with_stream(replayer: Replayer, use: Any, path: Any = CLAUDE_STREAM) -> Any:
+    """Start the recorded stream on an aiobotocore client and run ``await use(stream)``."""
+    (interaction,) = load(path)
+    replayer.serve(interaction)
+
+    async def main() -> Any:
+        async with aio_client(replayer.endpoint_url) as client:
+            response = await call_recorded_async(client, interaction)
+            return await use(response[key_of(interaction)])
+
+    return run(main())
+
+
+async def drain(stream: Any) -> list[Any]:
+    return [event async for event in stream]
+
+
+def test_exhausted_stream_ends_its_span_complete(instrumented: Telemetry, replayer: Replayer) -> None:
+    events = with_stream(replayer, drain)
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+    assert span.attributes["bedrock_tokens.stream.events"] == len(events) == 23
+    assert span.attributes["gen_ai.usage.input_tokens"] == 16
+    assert span.attributes["gen_ai.usage.output_tokens"] == 21
+    assert "bedrock_tokens.stream.incomplete" not in span.attributes
+
+
+def test_converse_stream_tokens_and_finish_reason(instrumented: Telemetry, replayer: Replayer) -> None:
+    events = with_stream(replayer, drain, CONVERSE_STREAM)
+    span = only_span(instrumented)
+    assert span.attributes["gen_ai.usage.input_tokens"] == 37
+    assert span.attributes["gen_ai.usage.output_tokens"] == 8
+    assert len(events) == span.attributes["bedrock_tokens.stream.events"]
+
+
+def test_break_then_close_ends_once_and_marks_incomplete(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> None:
+        index = 0
+        async for _event in stream:
+            if index == 2:
+                break
+            index += 1
+        assert instrumented.spans() == ()  # leaving the loop alone does not end: the caller may resume
+        assert stream.close() is None  # AioEventStream.close() is synchronous, and so is ours
+
+    with_stream(replayer, use)
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "closed"
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+    assert span.attributes["bedrock_tokens.stream.events"] == 3
+    assert span.attributes["gen_ai.usage.input_tokens"] == 16
+    assert "gen_ai.usage.output_tokens" not in span.attributes
+
+
+def test_break_then_resume_counts_every_event(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> int:
+        first = []
+        async for event in stream:
+            first.append(event)
+            break
+        return len(first) + len(await drain(stream))
+
+    assert with_stream(replayer, use) == 23
+    span = only_span(instrumented)
+    assert span.attributes["gen_ai.usage.output_tokens"] == 21
+    assert span.attributes["bedrock_tokens.stream.events"] == 23
+
+
+def test_close_twice_is_harmless(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> None:
+        stream.close()
+        stream.close()
+
+    with_stream(replayer, use)
+    assert len(instrumented.spans()) == 1
+
+
+def test_close_after_exhaustion_does_not_count_twice(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> None:
+        await drain(stream)
+        stream.close()
+
+    with_stream(replayer, use)
+    assert only_span(instrumented).attributes["bedrock_tokens.stream.end"] == "completed"
+    assert instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == 21
+
+
+def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
+    instrumented: Telemetry, replayer: Replayer
+) -> None:
+    async def use(stream: Any) -> list[Any]:
+        await drain(stream)
+        return await drain(stream)
+
+    assert with_stream(replayer, use) == []
+    assert len(instrumented.spans()) == 1
+
+
+def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> None:
+        iterator = aiter(stream)
+        await anext(iterator)
+        await iterator.aclose()  # the iterator is closed; the stream itself is neither closed nor read
+        del stream, iterator
+        gc.collect()
+
+    with_stream(replayer, use)
+    span = only_span(instrumented)
+    assert span.attributes["bedrock_tokens.stream.end"] == "abandoned"
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+
+
+def test_sync_iteration_is_refused_as_before_and_ends_nothing(
+    instrumented: Telemetry, replayer: Replayer
+) -> None:
+    async def use(stream: Any) -> int:
+        with pytest.raises(NotImplementedError, match="async-for"):
+            iter(stream)
+        return len(await drain(stream))
+
+    assert with_stream(replayer, use) == 23
+    assert only_span(instrumented).attributes["bedrock_tokens.stream.end"] == "completed"
+
+
+def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> None:
+    async def use(stream: Any) -> None:
+        assert isinstance(stream, AioEventStream)
+        assert asyncio.iscoroutinefunction(stream.get_initial_response)
+        stream.close()
+
+    with_stream(replayer, use)
+
+
+def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
+    """A delta before its block start (peers raised KeyError into the app here)."""
+    (interaction,) = load(CLAUDE_STREAM)
+    raw = frames(interaction.body)
+    twisted = Interaction(**{**interaction.__dict__, "body": b"".join([raw[0], raw[2], raw[1], *raw[3:]])})
+    replayer.serve(twisted)
+
+    async def main() -> list[Any]:
+        async with aio_client(replayer.endpoint_url) as client:
+            return await drain((await call_recorded_async(client, twisted))["body"])
+
+    assert len(run(main())) == 23
+    assert only_span(instrumented).attributes["gen_ai.usage.output_tokens"] == 21
+
+
+@pytest.mark.parametrize("timing", ["stream", "chunk"])
+def test_chunk_timing_points(timing: str, telemetry: Telemetry, replayer: Replayer) -> None:
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        chunk_timing=timing,
+    )
+    try:
+        with_stream(replayer, drain)
+    finally:
+        instrumentor.uninstrument()
+    (first_chunk,) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")
+    assert first_chunk.count == 1
+    (per_chunk,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
+    assert per_chunk.count == (1 if timing == "stream" else 22)
+
+
+# --- errors in the stream (emulator faults) ------------------------------------------------------
+
+
+@pytest.fixture
+def emulator() -> Iterator[BedrockEmulator]:
+    with BedrockEmulator() as running:
+        yield running
+
+
+async def _start_stream(client: Any, kind: str) -> Any:
+    if kind == "invoke":
+        response = await client.invoke_model_with_response_stream(modelId=CLAUDE, body=claude_request())
+        return response["body"]
+    return (await client.converse_stream(modelId=CLAUDE, messages=messages("stream this")))["stream"]
+
+
+async def _events_then_error(endpoint_url: str, kind: str) -> tuple[int, BaseException | None]:
+    async with aio_client(endpoint_url) as client:
+        stream = await _start_stream(client, kind)
+        count = 0
+        try:
+            async for _event in stream:
+                count += 1
+        except Exception as error:
+            return count, error
+        return count, None
+
+
+@pytest.mark.parametrize("kind", ["invoke", "converse"])
+def test_exception_frame_is_raised_unchanged_and_ends_the_span(
+    kind: str, emulator: BedrockEmulator, telemetry: Telemetry
+) -> None:
+    emulator.inject(Fault.stream_exception(after_events=3))
+    plain_count, plain_error = run(_events_then_error(emulator.endpoint_url, kind))
+    emulator.inject(Fault.stream_exception(after_events=3))
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    try:
+        count, error = run(_events_then_error(emulator.endpoint_url, kind))
+    finally:
+        instrumentor.uninstrument()
+    assert isinstance(error, EventStreamError) and type(error) is type(plain_error)
+    assert str(error) == str(plain_error)
+    assert count == plain_count == 3
+    span = only_span(telemetry)
+    assert span.attributes["error.type"] == "modelStreamErrorException"
+    assert span.attributes["bedrock_tokens.stream.end"] == "error"
+    assert span.attributes["bedrock_tokens.stream.events"] == 3
+
+
+# --- cancellation of the consuming task ------------------------------------------------------------
+
+
+class _Withholding:
+    """Answers a stream request with its head and the first ``sent`` frames of a recording, then
+    withholds the rest until the server stops: the consumer is left awaiting the next event."""
+
+    def __init__(self, interaction: Interaction, sent: int) -> None:
+        self.interaction = interaction
+        self.sent = sent
+
+    def __call__(self, conn: Any, server: RawServer) -> None:
+        read_http_request(conn)
+        head = [
+            b"HTTP/1.1 200 OK",
+            b"Content-Type: application/vnd.amazon.eventstream",
+            b"x-amzn-RequestId: req-withheld",
+            b"Connection: close",
+        ]
+        conn.sendall(b"\r\n".join(head) + b"\r\n\r\n" + b"".join(frames(self.interaction.body)[: self.sent]))
+        server.release.wait(timeout=30)
+
+
+@pytest.mark.parametrize("path", [CLAUDE_STREAM, CONVERSE_STREAM], ids=["invoke", "converse"])
+def test_task_cancelled_mid_stream_ends_its_span_once(path: Any, instrumented: Telemetry) -> None:
+    (interaction,) = load(path)
+
+    async def main(endpoint_url: str) -> tuple[int, bool]:
+        received = 0
+        got_two = asyncio.Event()
+        async with aio_client(endpoint_url) as client:
+            response = await call_recorded_async(client, interaction)
+
+            async def consume() -> None:
+                nonlocal received
+                async for _event in response[key_of(interaction)]:
+                    received += 1
+                    if received == 2:
+                        got_two.set()
+
+            task = asyncio.create_task(consume())
+            await asyncio.wait_for(got_two.wait(), 10)
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=10)
+            assert done == {task}
+            cancelled = task.cancelled()  # CancelledError went through our iterator unchanged
+            assert len(instrumented.spans()) == 1  # ended at the cancellation, not later
+            response[key_of(interaction)].close()  # closing afterwards ends nothing twice
+            return received, cancelled
+
+    with RawServer(_Withholding(interaction, sent=2)) as server:
+        received, cancelled = run(main(server.endpoint_url))
+    assert cancelled
+    assert received == 2
+    span = only_span(instrumented)
+    assert span.attributes["error.type"] == CANCELLED
+    assert span.attributes["bedrock_tokens.stream.end"] == "error"
+    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
+    assert span.attributes["bedrock_tokens.stream.events"] == 2
+    assert not span.status.is_ok
+    (point,) = instrumented.points("gen_ai.client.operation.duration")
+    assert (point.count, point.attributes["error.type"]) == (1, CANCELLED)
+
+
+def test_wait_for_timeout_on_the_next_event_ends_the_span_once(instrumented: Telemetry) -> None:
+    """``asyncio.wait_for(anext(...))`` timing out cancels the await inside our iterator."""
+    (interaction,) = load(CLAUDE_STREAM)
+
+    async def main(endpoint_url: str) -> type[BaseException]:
+        async with aio_client(endpoint_url) as client:
+            stream = (await call_recorded_async(client, interaction))["body"]
+            iterator = aiter(stream)
+            await asyncio.wait_for(anext(iterator), 10)
+            with pytest.raises(asyncio.TimeoutError) as caught:
+                await asyncio.wait_for(anext(iterator), 0.05)
+            with pytest.raises(StopAsyncIteration):  # as without us: the iterator is finished
+                await anext(iterator)
+            stream.close()
+            return caught.type
+
+    with RawServer(_Withholding(interaction, sent=1)) as server:
+        run(main(server.endpoint_url))
+    span = only_span(instrumented)
+    assert span.attributes["error.type"] == CANCELLED
+    assert span.attributes["bedrock_tokens.stream.events"] == 1
+
+
+class _Silent:
+    """Reads the request and never answers until the server stops; ``received`` says it has it."""
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+
+    def __call__(self, conn: Any, server: RawServer) -> None:
+        read_http_request(conn)
+        self.received.set()
+        server.release.wait(timeout=30)
+
+
+def test_task_cancelled_while_the_call_is_in_flight_ends_its_span(instrumented: Telemetry) -> None:
+    silent = _Silent()
+
+    async def main(endpoint_url: str) -> bool:
+        async with aio_client(endpoint_url) as client:
+            task = asyncio.create_task(client.converse(modelId=CLAUDE, messages=messages("never answered")))
+            assert await asyncio.to_thread(silent.received.wait, 10)
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
+            return task.cancelled()
+
+    with RawServer(silent) as server:
+        assert run(main(server.endpoint_url))
+    span = only_span(instrumented)
+    assert span.attributes["error.type"] == CANCELLED
+    assert "gen_ai.usage.input_tokens" not in span.attributes
