@@ -12,6 +12,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Histogram, MeterProvider, get_meter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GenAI
 from opentelemetry.semconv._incubating.attributes.aws_attributes import AWS_REQUEST_ID
@@ -235,7 +236,8 @@ class Call:
         if attributes:
             span.set_attributes(attributes)
         telemetry = self._telemetry
-        telemetry.duration.record(elapsed, metric_attributes)
+        call_context = self.context
+        telemetry.duration.record(elapsed, metric_attributes, context=call_context)
         if response is not None:
             usage = response.usage
             total_input = usage.total_input
@@ -249,13 +251,13 @@ class Call:
                 read_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ}
                 write_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
             if total_input is not None:
-                telemetry.token_usage.record(total_input, input_attributes)
+                telemetry.token_usage.record(total_input, input_attributes, context=call_context)
             if usage.output_tokens is not None:
-                telemetry.token_usage.record(usage.output_tokens, output_attributes)
+                telemetry.token_usage.record(usage.output_tokens, output_attributes, context=call_context)
             if usage.cache_read_tokens:
-                telemetry.cache_usage.record(usage.cache_read_tokens, read_attributes)
+                telemetry.cache_usage.record(usage.cache_read_tokens, read_attributes, context=call_context)
             if usage.cache_write_tokens:
-                telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes)
+                telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes, context=call_context)
         span.end()
         return True
 
@@ -263,23 +265,37 @@ class Call:
         """One prediction's outcome; with both numbers, its error and the two token counts."""
         telemetry = self._telemetry
         attributes = self._metric_attributes
-        telemetry.prediction_outcomes.add(1, {**attributes, names.PREDICTION_STATUS: outcome})
+        telemetry.prediction_outcomes.add(
+            1, {**attributes, names.PREDICTION_STATUS: outcome}, context=self.context
+        )
         if predicted is None or actual is None or predicted <= 0:
             return
         direction = "under" if actual > predicted else "over" if actual < predicted else "exact"
         telemetry.prediction_error.record(
-            abs(actual - predicted) / predicted, {**attributes, names.PREDICTION_DIRECTION: direction}
+            abs(actual - predicted) / predicted,
+            {**attributes, names.PREDICTION_DIRECTION: direction},
+            context=self.context,
         )
-        telemetry.prediction_tokens.record(predicted, {**attributes, names.PREDICTION_KIND: "predicted"})
-        telemetry.prediction_tokens.record(actual, {**attributes, names.PREDICTION_KIND: "actual"})
+        telemetry.prediction_tokens.record(
+            predicted, {**attributes, names.PREDICTION_KIND: "predicted"}, context=self.context
+        )
+        telemetry.prediction_tokens.record(
+            actual, {**attributes, names.PREDICTION_KIND: "actual"}, context=self.context
+        )
+
+    @property
+    def context(self) -> Context:
+        """A context holding this call's span, so metric exemplars point at it even after the
+        span stopped being current (it is current only while botocore runs)."""
+        return trace.set_span_in_context(self.span)
 
     def record_first_chunk(self, seconds: float) -> None:
         """Streams: time from sending the request to the first chunk."""
-        self._telemetry.time_to_first_chunk.record(seconds, self._metric_attributes)
+        self._telemetry.time_to_first_chunk.record(seconds, self._metric_attributes, context=self.context)
 
     def record_chunk_gap(self, seconds: float) -> None:
         """Streams: time between chunks (per chunk or per-stream mean, see ``streams``)."""
-        self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes)
+        self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes, context=self.context)
 
     @staticmethod
     def response_attributes(response: ResponseFacts) -> Attributes:
