@@ -435,3 +435,21 @@ def test_environment_enables_prediction(
         instrumentor.uninstrument()
     (span,) = telemetry.spans()
     assert span.attributes["bedrock_tokens.prediction.status"] == "ok"
+
+
+def test_a_call_that_fails_before_sending_asks_nothing(
+    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+) -> None:
+    """parallel mode starts CountTokens when the request is sent: a request botocore refuses to
+    build (wrong parameter type) sends nothing, and the next call on the thread is unaffected."""
+    from botocore.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        replayer.client.converse(modelId="anthropic.claude-v2", messages="not a list")
+    (interaction,) = load(CLAUDE)
+    replayer.serve(count(14))
+    run(replayer, interaction, predicting)
+    first, second = telemetry.spans()
+    assert first.attributes["bedrock_tokens.prediction.skip_reason"] == "request_not_sent"
+    assert second.attributes["bedrock_tokens.prediction.delta"] == 0
+    assert len(count_requests(replayer)) == 1

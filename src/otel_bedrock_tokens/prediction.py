@@ -163,6 +163,7 @@ class Prediction:
     """One request's prediction: settled exactly once when the call ends (``Call.end``)."""
 
     __slots__ = (
+        "_deferred",
         "_future",
         "_predictor",
         "_started",
@@ -176,6 +177,8 @@ class Prediction:
     def __init__(self, predictor: Predictor) -> None:
         self._predictor = predictor
         self._future: PendingCount | None = None
+        #: parallel mode: (client, job) waiting for the request to be sent (see Predictor._defer).
+        self._deferred: tuple[Any, tuple[str, dict[str, Any], bytes]] | None = None
         self._submitted = False
         self._started = monotonic()
         self.predicted: int | None = None
@@ -227,6 +230,10 @@ class Prediction:
 
     def settle(self, call: Call, actual_input: int | None) -> Attributes:
         """Record the outcome and error now, or, if CountTokens is still running, when it answers."""
+        if self._deferred is not None:  # the call failed before its request was sent
+            self._deferred = None
+            self._predictor.forget_pending(self)
+            self.outcome, self.skip_reason = SKIPPED, "request_not_sent"
         future = self._future
         if future is not None and future.done():
             predicted, error = _outcome(future)
@@ -286,6 +293,9 @@ class Predictor:
         self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._executor: ThreadPoolExecutor | None = None
         self._random = random.Random()
+        #: parallel mode: the prediction of this thread's call in flight, released at send time.
+        self._local = threading.local()
+        self._send_handler_id = f"otel-bedrock-tokens-count-{id(self)}"
         # asyncio: tasks in flight (the loop keeps only weak references), the per-loop bound on
         # running CountTokens calls, and the coroutines awaiting idleness.
         self._tasks: set[asyncio.Task[int]] = set()
@@ -313,7 +323,9 @@ class Predictor:
         prediction, job = prepared
         settings = self.settings
         if job is not None:
-            if not self._submit(prediction, client, *job):
+            if settings.mode == "parallel" and self._defer(prediction, client, job):
+                pass
+            elif not self._submit(prediction, client, *job):
                 prediction.outcome = SKIPPED
                 prediction.skip_reason = "queue_full"
             elif settings.mode == "before":
@@ -321,6 +333,42 @@ class Predictor:
         if settings.mode == "before":
             self._guard(request, prediction)
         return prediction
+
+    def _defer(self, prediction: Prediction, client: Any, job: tuple[str, dict[str, Any], bytes]) -> bool:
+        """parallel mode: start CountTokens when the caller's request is sent, not before.
+
+        Preparing and signing a CountTokens request costs the worker about a millisecond of CPU.
+        Started at call start, that competes for the GIL with the caller's own serialising and
+        signing and shows in the caller's wall time; started from ``before-send``, it overlaps the
+        caller's wait for Bedrock instead. Registered first, so a handler that answers the request
+        itself (a stub) cannot skip ours."""
+        try:
+            client.meta.events.register_first(
+                "before-send.bedrock-runtime", self._release_on_send, unique_id=self._send_handler_id
+            )
+        except Exception:
+            return False
+        prediction._deferred = (client, job)
+        self._local.pending = prediction
+        return True
+
+    def _release_on_send(self, **_: Any) -> None:
+        """botocore ``before-send`` handler (caller's thread): submit the deferred CountTokens once
+        (a retry sends again; the prediction is already on its way)."""
+        try:  # inside botocore's send path: nothing may escape into the caller's request
+            prediction = getattr(self._local, "pending", None)
+            if prediction is None:
+                return
+            self._local.pending = None
+            deferred, prediction._deferred = prediction._deferred, None
+            if deferred is not None and not self._submit(prediction, deferred[0], *deferred[1]):
+                prediction.outcome, prediction.skip_reason = SKIPPED, "queue_full"
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not start a prediction at send time")
+
+    def forget_pending(self, prediction: Prediction) -> None:
+        if getattr(self._local, "pending", None) is prediction:
+            self._local.pending = None
 
     async def begin_async(
         self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
