@@ -73,7 +73,7 @@ class BedrockHook:
         except BaseException as error:
             self.fail(call, error)
             raise
-        return self._finish(call, operation, instance, args[1], result)
+        return self._finish(call, operation, result)
 
     def _start(self, operation: Operation, client: Any, params: Any) -> Call | None:
         try:
@@ -122,7 +122,7 @@ class BedrockHook:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not record a failed call")
 
-    def _finish(self, call: Call, operation: Operation, client: Any, params: Any, result: Any) -> Any:
+    def _finish(self, call: Call, operation: Operation, result: Any) -> Any:
         try:
             call.deactivate()
             if operation.stream_key is not None and self.wrap_stream is not None:
