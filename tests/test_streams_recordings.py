@@ -13,6 +13,10 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
+from otel_bedrock_tokens.facts import ResponseFacts
+from otel_bedrock_tokens.families import family_for
+from otel_bedrock_tokens.model_id import parse_model_id
+from otel_bedrock_tokens.streams import INVOCATION_METRICS
 
 from .conftest import Telemetry, make_telemetry
 from .replay import Interaction, Replayer, all_recordings, call_recorded, load
@@ -116,3 +120,41 @@ def test_recorded_stream_events_are_identical_to_uninstrumented(path: Path, repl
         instrumentor.uninstrument()
     assert measured == plain
     assert len(telemetry.spans()) == len(interactions)
+
+
+def recorded_chunks(interaction: Interaction) -> list[bytes]:
+    """The model JSON of each InvokeModelWithResponseStream chunk, as Bedrock serialised it."""
+    buffer = EventStreamBuffer()
+    buffer.add_data(interaction.body)
+    return [base64.b64decode(json.loads(message.payload)["bytes"]) for message in buffer]
+
+
+INVOKE_STREAMS = [
+    interaction
+    for path in STREAM_RECORDINGS
+    for interaction in load(path)
+    if interaction.operation == "InvokeModelWithResponseStream" and interaction.status == 200
+]
+
+
+@pytest.mark.parametrize("family_name", ["anthropic", "amazon.nova"])
+def test_chunks_passed_over_by_their_prefix_carry_nothing_we_read(family_name: str) -> None:
+    """``Family.skip_prefixes`` lets the stream loop pass over text deltas unparsed: in every recorded
+    stream of the family, a chunk with such a prefix holds no invocation metrics and teaches the
+    family's chunk reader nothing, and the prefixes really match Bedrock's serialisation."""
+    passed_over = 0
+    for interaction in INVOKE_STREAMS:
+        family = family_for(parse_model_id(interaction.model_id))
+        if family.name != family_name:
+            continue
+        assert family.skip_prefixes
+        for chunk in recorded_chunks(interaction):
+            if not chunk.startswith(family.skip_prefixes):
+                continue
+            passed_over += 1
+            body = json.loads(chunk)
+            assert INVOCATION_METRICS not in body
+            facts = ResponseFacts()
+            family.read_chunk(body, facts)
+            assert facts == ResponseFacts()
+    assert passed_over >= 20

@@ -26,19 +26,24 @@ caller's first read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import wrapt
 from aiobotocore import response as aio_response
 
+from ._logging import log_internal_error
 from .bodies import ReadResult
 from .operations import Operation
-from .streams import CHUNK_TIMING_CHUNK, END_COMPLETED, END_ERROR, StreamProxy, install_proxy
+from .streams import END_COMPLETED, END_ERROR, StreamProxy, install_proxy
 from .telemetry import Call
 
 if TYPE_CHECKING:
     from ._hooks import BedrockHook
+
+logger = logging.getLogger(__name__)
 
 
 class AioStreamProxy(StreamProxy):
@@ -54,12 +59,29 @@ class AioStreamProxy(StreamProxy):
 
     async def _self_events(self) -> AsyncIterator[Any]:
         state = self._self_state
-        see = state.see
-        per_chunk = state.chunk_timing == CHUNK_TIMING_CHUNK
+        observe = state.observe
+        skip = state.skip_prefixes
+        per_chunk = state.per_chunk
+        timed = state.first_event_at is not None
         try:
             async for event in self.__wrapped__:
-                if not state.ended and see(event, per_chunk):
-                    self._self_end(END_COMPLETED)
+                # The per-event step of StreamProxy.__iter__, line for line (see streams).
+                if not state.ended:
+                    state.events += 1
+                    if not timed:
+                        timed = True
+                        state.first_event_at = state.last_event_at = perf_counter()
+                    elif per_chunk:
+                        state.time_chunk()
+                    try:
+                        chunk = event.get("chunk") if skip else None
+                        passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        last = not passed_over and observe(state, event)
+                    except Exception:
+                        log_internal_error(logger, "bedrock-tokens: could not read a stream event")
+                        last = False
+                    if last:
+                        self._self_end(END_COMPLETED)
                 yield event
         except GeneratorExit:
             raise  # the caller left the loop and the iterator was closed: it may resume or close

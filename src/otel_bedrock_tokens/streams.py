@@ -7,8 +7,12 @@ comes first: the final usage event, exhaustion, ``close()``, an exception while 
 unchanged), or the proxy being garbage-collected unclosed. Breaking out of a ``for`` loop does not end
 it: the caller may resume iterating, and close or drop the stream later.
 
-Per event we do a dict lookup or a few substring searches and take one clock reading; a chunk's
-JSON is parsed only when it can carry usage or a stop reason (``Family.chunk_markers``).
+Per event (the loops of :class:`StreamProxy` and the asyncio proxy, written out because they run once
+per event and a Python call per event is a measurable share of what we add): count it, take a clock
+reading on the first event only (``chunk_timing="chunk"``: on every one), pass over an
+InvokeModelWithResponseStream chunk that starts with one of its family's ``skip_prefixes`` (text
+deltas) with one ``bytes.startswith``, and hand the rest to the observer of the operation, which
+parses a chunk's JSON only when it can carry usage or a stop reason (``Family.chunk_markers``).
 """
 
 from __future__ import annotations
@@ -91,7 +95,9 @@ class StreamState:
         "first_event_at",
         "last_event_at",
         "observe",
+        "per_chunk",
         "response_hook",
+        "skip_prefixes",
     )
 
     def __init__(self, call: Call, facts: ResponseFacts, chunk_timing: str) -> None:
@@ -103,24 +109,17 @@ class StreamState:
         self.first_event_at: float | None = None
         self.last_event_at = 0.0
         self.chunk_timing = chunk_timing
+        self.per_chunk = chunk_timing == CHUNK_TIMING_CHUNK
         self.ended = False
         self.observe: Observer = _ignore_event
+        #: InvokeModelWithResponseStream: ``Family.skip_prefixes`` of the model's family.
+        self.skip_prefixes: tuple[bytes, ...] = ()
 
-    def see(self, event: Any, per_chunk: bool) -> bool:
-        """Count and time one event and let the observer read it; ``True`` when it was the final
-        usage event (the proxy then ends the span). An event we cannot read is logged, not raised."""
-        self.events += 1
-        if self.first_event_at is None:
-            self.first_event_at = self.last_event_at = perf_counter()
-        elif per_chunk:
-            now = perf_counter()
-            self.call.record_chunk_gap(now - self.last_event_at)
-            self.last_event_at = now
-        try:
-            return self.observe(self, event)
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not read a stream event")
-            return False
+    def time_chunk(self) -> None:
+        """``chunk_timing="chunk"``: one point for the gap since the previous chunk."""
+        now = perf_counter()
+        self.call.record_chunk_gap(now - self.last_event_at)
+        self.last_event_at = now
 
     def finish(self, how: str, error: BaseException | None = None) -> None:
         """End the span (once) with whatever usage arrived."""
@@ -167,32 +166,33 @@ def _observe_converse_event(state: StreamState, event: Any) -> bool:
     return False
 
 
-def _chunk_filter(markers: tuple[bytes, ...] | None) -> Callable[[bytes], bool]:
-    """Whether a chunk is worth parsing: the final chunk (invocation metrics) or one carrying a
-    family marker. Specialised for the common marker counts: this runs once per event, and
-    ``bytes.find`` is measurably cheaper than ``in`` for it."""
-    metrics = _INVOCATION_METRICS_MARKER
-    if markers is None:
-        return lambda data: True
-    if not markers:
-        return lambda data: data.find(metrics) >= 0
-    if len(markers) == 1:
-        (marker,) = markers
-        return lambda data: data.find(marker) >= 0 or data.find(metrics) >= 0
-    return lambda data: data.find(metrics) >= 0 or any(data.find(m) >= 0 for m in markers)
-
-
 @lru_cache(maxsize=64)
 def _invoke_observer(family: Family) -> Observer:
     """InvokeModelWithResponseStream: ``{"chunk": {"bytes": model JSON}}``; the final chunk carries
-    ``amazon-bedrock-invocationMetrics``. Built once per family."""
-    wanted = _chunk_filter(family.chunk_markers)
+    ``amazon-bedrock-invocationMetrics``. Built once per family.
+
+    A chunk is parsed only when its bytes contain the invocation-metrics key or one of the family's
+    markers (``Family.chunk_markers``): on a long stream that is a few chunks, and every other event
+    costs two ``bytes.find`` calls, written out here rather than behind a helper call because this
+    runs once per event."""
     read_chunk = family.read_chunk
+    metrics = _INVOCATION_METRICS_MARKER
+    markers = family.chunk_markers
+    parse_all = markers is None
+    first_marker = markers[0] if markers else metrics
+    more_markers = markers[1:] if markers else ()
 
     def observe(state: StreamState, event: Any) -> bool:
         chunk = event.get("chunk")
         data = chunk.get("bytes") if chunk is not None else None
-        if type(data) is not bytes or not wanted(data):
+        if type(data) is not bytes:
+            return False
+        if not (
+            parse_all
+            or data.find(first_marker) >= 0
+            or data.find(metrics) >= 0
+            or (more_markers and any(data.find(marker) >= 0 for marker in more_markers))
+        ):
             return False
         body = parse_json_object(data)
         if body is None:
@@ -217,12 +217,30 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:
         state = self._self_state
-        see = state.see
-        per_chunk = state.chunk_timing == CHUNK_TIMING_CHUNK
+        observe = state.observe
+        skip = state.skip_prefixes
+        per_chunk = state.per_chunk
+        timed = state.first_event_at is not None
         try:
             for event in self.__wrapped__:
-                if not state.ended and see(event, per_chunk):
-                    self._self_end(END_COMPLETED)
+                # The per-event step, written out (no helper call): see "Per event" above. The
+                # asyncio proxy's loop is the same step.
+                if not state.ended:
+                    state.events += 1
+                    if not timed:
+                        timed = True
+                        state.first_event_at = state.last_event_at = perf_counter()
+                    elif per_chunk:
+                        state.time_chunk()
+                    try:
+                        chunk = event.get("chunk") if skip else None
+                        passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        last = not passed_over and observe(state, event)
+                    except Exception:
+                        log_internal_error(logger, "bedrock-tokens: could not read a stream event")
+                        last = False
+                    if last:
+                        self._self_end(END_COMPLETED)
                 yield event
         except GeneratorExit:
             raise  # the caller stopped iterating: it may resume, close, or drop the stream
@@ -267,7 +285,9 @@ def install_proxy(
     if operation.api_name == "ConverseStream":
         state.observe = _observe_converse_event
     else:
-        state.observe = _invoke_observer(family_for(call.request.model))
+        family = family_for(call.request.model)
+        state.observe = _invoke_observer(family)
+        state.skip_prefixes = family.skip_prefixes
     result[key] = proxy_type(stream, state)
     if hook.response_hook is not None:
         hook.run_hook(hook.response_hook, call, operation, result)

@@ -60,4 +60,6 @@ FAMILY = Family(
     read_response,
     read_chunk,
     chunk_markers=(b'"messageStop"',),
+    # Deltas and block starts/stops; the invocation metrics ride on the final metadata chunk.
+    skip_prefixes=(b'{"contentBlock',),
 )

@@ -83,4 +83,7 @@ FAMILY = Family(
     # message_start (id, model, input usage) and message_delta (stop reason, output usage); the
     # legacy text-completion stream states its stop reason in the final chunk.
     chunk_markers=(b'"message_',),
+    # Content block chunks (start, deltas, stop) come before message_delta and message_stop, and the
+    # invocation metrics ride on message_stop (every recorded stream).
+    skip_prefixes=(b'{"type":"content_block_',),
 )

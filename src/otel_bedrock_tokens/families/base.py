@@ -35,6 +35,11 @@ class Family:
     #: is parsed only when it contains one, which keeps the per-event cost of long streams to one or
     #: two substring searches. ``()``: only the final chunk; ``None``: parse every chunk.
     chunk_markers: tuple[bytes, ...] | None = None
+    #: How chunks that carry nothing :attr:`read_chunk` reads, and are never the final chunk, begin
+    #: (as Bedrock serialises them): text deltas, mostly. Such a chunk is passed over after one
+    #: ``bytes.startswith``, cheaper than the marker searches. A chunk serialised otherwise is just
+    #: searched as usual, so a prefix can only save time, never lose a token.
+    skip_prefixes: tuple[bytes, ...] = ()
 
 
 def chat_if_messages(body: Body) -> str:
