@@ -172,6 +172,7 @@ class Call:
 
     __slots__ = (
         "_common",
+        "_context",
         "_end_guard",
         "_metric_attributes",
         "_telemetry",
@@ -196,6 +197,7 @@ class Call:
         self._metric_attributes = common.metric
         self._end_guard = threading.Lock()
         self._token: object | None = None
+        self._context: Context | None = None
         #: Set by the predictor when CountTokens runs for this call; settled in :meth:`end`.
         self.prediction: PredictionLike | None = None
         self.started = perf_counter()
@@ -203,7 +205,7 @@ class Call:
     # The span is current only while botocore runs, so nested HTTP spans are its children; it is
     # never left current on the caller's thread after the call returns.
     def activate(self) -> None:
-        self._token = context.attach(trace.set_span_in_context(self.span))
+        self._token = context.attach(self.context)
 
     def deactivate(self) -> None:
         token, self._token = self._token, None
@@ -286,8 +288,12 @@ class Call:
     @property
     def context(self) -> Context:
         """A context holding this call's span, so metric exemplars point at it even after the
-        span stopped being current (it is current only while botocore runs)."""
-        return trace.set_span_in_context(self.span)
+        span stopped being current (it is current only while botocore runs). Built once: a
+        ``Context`` is immutable, and the call uses it to activate the span and for every point."""
+        found = self._context
+        if found is None:
+            found = self._context = trace.set_span_in_context(self.span)
+        return found
 
     def record_first_chunk(self, seconds: float) -> None:
         """Streams: time from sending the request to the first chunk."""
