@@ -138,6 +138,47 @@ def test_parse_json_object_never_raises(data: bytes) -> None:
     assert parsed is None or isinstance(parsed, dict)
 
 
+def loads_object(data: bytes | str) -> Any:
+    """What ``json.loads`` makes of ``data`` if it is a JSON object (``None`` otherwise)."""
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _json_texts() -> st.SearchStrategy[bytes | str]:
+    """JSON documents, then the same mutated the ways bodies go wrong: padded with whitespace or
+    garbage, cut short, re-encoded (UTF-8 with BOM, UTF-16, UTF-32), or as ``str``."""
+    documents = json_values.map(json.dumps)
+    mutated = st.one_of(
+        documents,
+        st.tuples(documents, st.sampled_from(["", " ", "\n\t", "\x0b", "x", "}", "{}", "\x00"])).map(
+            lambda pair: pair[0] + pair[1]
+        ),
+        st.tuples(st.sampled_from([" ", "\r\n", "\ufeff", "x"]), documents).map(
+            lambda pair: pair[0] + pair[1]
+        ),
+        st.tuples(documents, st.integers(0, 200)).map(lambda pair: pair[0][: pair[1]]),
+    )
+    encoded = st.tuples(mutated, st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32", "str"])).map(
+        lambda pair: pair[0] if pair[1] == "str" else pair[0].encode(pair[1], "surrogatepass")
+    )
+    return encoded | st.binary(max_size=100)
+
+
+@relaxed
+@given(data=_json_texts())
+@example(data=b'{"a": 1}\x0b')  # not JSON whitespace
+@example(data=b'{"a": 1e999, "b": NaN}')
+@example(data=b'{"a": "\\ud800"}')
+def test_parse_json_object_reads_exactly_what_json_loads_reads(data: bytes | str) -> None:
+    """The fast path (the C scanner called directly) accepts and refuses exactly what ``json.loads``
+    does, whatever the encoding, padding or damage."""
+    expected, parsed = loads_object(data), parse_json_object(data)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
 @relaxed
 @given(
     config=json_values,

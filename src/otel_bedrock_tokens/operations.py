@@ -8,7 +8,7 @@ change. Nothing here touches spans.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.response import StreamingBody
@@ -27,13 +27,35 @@ CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
 CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
 
 
+#: The C scanner behind ``json.loads``, called directly: for the small bodies and chunks of most calls
+#: the Python wrapping around it (encoding detection, ``decode`` and ``raw_decode``) costs about as
+#: much as the parse itself.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_JSON_WHITESPACE = " \t\n\r"
+
+
 def parse_json_object(data: object) -> dict[str, Any] | None:
-    """``data`` (bytes or str) as a JSON object, or ``None`` for anything else; never raises."""
+    """``data`` (bytes or str) as a JSON object, or ``None`` for anything else; never raises.
+
+    Accepts exactly what ``json.loads`` accepts: a UTF-8 text that starts with ``{`` goes straight to
+    the scanner (and trailing non-whitespace is refused as ``json.loads`` refuses it); anything else
+    (a BOM, leading whitespace, UTF-16, invalid UTF-8) is left to ``json.loads`` itself."""
     if not isinstance(data, (bytes, bytearray, str)) or not data:
         return None
     try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
+        text = data if isinstance(data, str) else data.decode()
+        if text[0] == "{":
+            parsed, end = _scan_json(text, 0)
+            if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+                return None
+        else:
+            parsed = json.loads(data)
+    except UnicodeDecodeError:  # not UTF-8: json.loads detects UTF-16 and UTF-32, refuses the rest
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError):
+            return None
+    except (ValueError, RecursionError, StopIteration):
         return None
     return parsed if isinstance(parsed, dict) else None
 
