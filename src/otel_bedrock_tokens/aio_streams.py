@@ -61,6 +61,7 @@ class AioStreamProxy(StreamProxy):
         state = self._self_state
         observe = state.observe
         skip = state.skip_prefixes
+        skip_key = state.skip_key
         per_chunk = state.per_chunk
         timed = state.first_event_at is not None
         try:
@@ -74,8 +75,11 @@ class AioStreamProxy(StreamProxy):
                     elif per_chunk:
                         state.time_chunk()
                     try:
-                        chunk = event.get("chunk") if skip else None
-                        passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        if skip:
+                            chunk = event.get("chunk")
+                            passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        else:
+                            passed_over = skip_key in event
                         last = not passed_over and observe(state, event)
                     except Exception:
                         log_internal_error(logger, "bedrock-tokens: could not read a stream event")

@@ -9,9 +9,10 @@ it: the caller may resume iterating, and close or drop the stream later.
 
 Per event (the loops of :class:`StreamProxy` and the asyncio proxy, written out because they run once
 per event and a Python call per event is a measurable share of what we add): count it, take a clock
-reading on the first event only (``chunk_timing="chunk"``: on every one), pass over an
-InvokeModelWithResponseStream chunk that starts with one of its family's ``skip_prefixes`` (text
-deltas) with one ``bytes.startswith``, and hand the rest to the observer of the operation, which
+reading on the first event only (``chunk_timing="chunk"``: on every one), pass over the events that
+carry neither usage nor a stop reason without a call (an InvokeModelWithResponseStream chunk that
+starts with one of its family's ``skip_prefixes``, one ``bytes.startswith``; a ConverseStream
+``contentBlockDelta``, one key test), and hand the rest to the observer of the operation, which
 parses a chunk's JSON only when it can carry usage or a stop reason (``Family.chunk_markers``).
 """
 
@@ -97,6 +98,7 @@ class StreamState:
         "observe",
         "per_chunk",
         "response_hook",
+        "skip_key",
         "skip_prefixes",
     )
 
@@ -114,6 +116,9 @@ class StreamState:
         self.observe: Observer = _ignore_event
         #: InvokeModelWithResponseStream: ``Family.skip_prefixes`` of the model's family.
         self.skip_prefixes: tuple[bytes, ...] = ()
+        #: An event with this key is passed over unread (ConverseStream: text deltas); ``""`` is a key
+        #: no event has.
+        self.skip_key = ""
 
     def time_chunk(self) -> None:
         """``chunk_timing="chunk"``: one point for the gap since the previous chunk."""
@@ -219,6 +224,7 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         state = self._self_state
         observe = state.observe
         skip = state.skip_prefixes
+        skip_key = state.skip_key
         per_chunk = state.per_chunk
         timed = state.first_event_at is not None
         try:
@@ -233,8 +239,11 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
                     elif per_chunk:
                         state.time_chunk()
                     try:
-                        chunk = event.get("chunk") if skip else None
-                        passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        if skip:
+                            chunk = event.get("chunk")
+                            passed_over = chunk is not None and chunk["bytes"].startswith(skip)
+                        else:
+                            passed_over = skip_key in event
                         last = not passed_over and observe(state, event)
                     except Exception:
                         log_internal_error(logger, "bedrock-tokens: could not read a stream event")
@@ -284,6 +293,7 @@ def install_proxy(
     state = StreamState(call, facts, hook.chunk_timing)
     if operation.api_name == "ConverseStream":
         state.observe = _observe_converse_event
+        state.skip_key = "contentBlockDelta"  # text and tool-input deltas: no usage, no stop reason
     else:
         family = family_for(call.request.model)
         state.observe = _invoke_observer(family)
