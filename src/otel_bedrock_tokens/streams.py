@@ -177,9 +177,9 @@ def _invoke_observer(family: Family) -> Observer:
     ``amazon-bedrock-invocationMetrics``. Built once per family.
 
     A chunk is parsed only when its bytes contain the invocation-metrics key or one of the family's
-    markers (``Family.chunk_markers``): on a long stream that is a few chunks, and every other event
-    costs two ``bytes.find`` calls, written out here rather than behind a helper call because this
-    runs once per event."""
+    markers (``Family.chunk_markers``): on a long stream that is a few chunks. Every other chunk that
+    reaches the observer (the loop passes over those with a ``skip_prefixes`` prefix first) costs one
+    or two ``bytes.find`` calls, written out here because this runs once per event."""
     read_chunk = family.read_chunk
     metrics = _INVOCATION_METRICS_MARKER
     markers = family.chunk_markers

@@ -37,8 +37,9 @@ class Family:
     chunk_markers: tuple[bytes, ...] | None = None
     #: How chunks that carry nothing :attr:`read_chunk` reads, and are never the final chunk, begin
     #: (as Bedrock serialises them): text deltas, mostly. Such a chunk is passed over after one
-    #: ``bytes.startswith``, cheaper than the marker searches. A chunk serialised otherwise is just
-    #: searched as usual, so a prefix can only save time, never lose a token.
+    #: ``bytes.startswith``, cheaper than the marker searches; a chunk serialised any other way is
+    #: searched as usual. Each family's prefixes are checked against every recorded stream
+    #: (``tests/test_streams_recordings.py``).
     skip_prefixes: tuple[bytes, ...] = ()
 
 
