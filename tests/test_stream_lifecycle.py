@@ -206,3 +206,41 @@ def test_metric_totals_equal_span_totals(instrumented: Telemetry, replayer: Repl
         from_spans = sum(span.attributes.get(attribute, 0) for span in spans)
         from_metrics = instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": kind})
         assert from_metrics == from_spans
+
+
+def _raising_observer(state: Any, event: Any) -> bool:
+    raise RuntimeError("observer bug")
+
+
+@pytest.mark.parametrize("path", [CLAUDE_STREAM, CONVERSE_STREAM], ids=["invoke", "converse"])
+def test_observer_raising_leaves_the_events_identical(
+    path: Any,
+    telemetry: Telemetry,
+    replayer: Replayer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception inside the per-event step (here, the observer of every event it does not pass
+    over) is logged at debug level; the caller's loop sees the very same events and the span still
+    ends once, when the stream is exhausted."""
+    from otel_bedrock_tokens import BedrockTokensInstrumentor, streams
+
+    _, plain_stream = start(replayer, path)
+    plain = list(plain_stream)
+    monkeypatch.setattr(streams, "_observe_converse_event", _raising_observer)
+    monkeypatch.setattr(streams, "_invoke_observer", lambda family: _raising_observer)
+    caplog.set_level("DEBUG", logger="otel_bedrock_tokens")
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    try:
+        _, stream = start(replayer, path)
+        measured = list(stream)
+    finally:
+        instrumentor.uninstrument()
+    assert measured == plain
+    span = only_span(telemetry)
+    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+    assert span.attributes["bedrock_tokens.stream.events"] == len(plain)
+    assert any("could not read a stream event" in record.getMessage() for record in caplog.records)
