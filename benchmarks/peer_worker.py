@@ -57,10 +57,11 @@ CONTENT_OFF = {
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false",
 }
 
-INSTRUMENTATIONS = ("ours", "botocore", "openllmetry", "openinference")
+INSTRUMENTATIONS = ("ours", "ours_no_sdk", "botocore", "openllmetry", "openinference")
 #: The distribution each instrumentation comes from (for the version in the report).
 DISTRIBUTIONS = {
     "ours": "otel-bedrock-tokens",
+    "ours_no_sdk": "otel-bedrock-tokens",
     "botocore": "opentelemetry-instrumentation-botocore",
     "openllmetry": "opentelemetry-instrumentation-bedrock",
     "openinference": "openinference-instrumentation-bedrock",
@@ -275,6 +276,24 @@ class Ours(Switch):
         self.instrumentor.uninstrument()
 
 
+class OursWithoutSdk(Switch):
+    """Ours against the API's no-op tracer and meter providers: every step of ours runs (parsing,
+    body replay, stream proxy, attribute building) but spans and points cost nothing, so the figure
+    is our own Python; ours minus it is what the SDK charges for our span and points."""
+
+    def on(self) -> None:
+        from opentelemetry.metrics import NoOpMeterProvider
+        from opentelemetry.trace import NoOpTracerProvider
+
+        from otel_bedrock_tokens import BedrockTokensInstrumentor
+
+        self.instrumentor = self.instrumentor or BedrockTokensInstrumentor()
+        self.instrumentor.instrument(tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
+
+    def off(self) -> None:
+        self.instrumentor.uninstrument()
+
+
 class Botocore(Switch):
     def on(self) -> None:
         from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
@@ -318,6 +337,7 @@ class OpenInference(Switch):
 
 SWITCHES: dict[str, type[Switch]] = {
     "ours": Ours,
+    "ours_no_sdk": OursWithoutSdk,
     "botocore": Botocore,
     "openllmetry": OpenLLMetry,
     "openinference": OpenInference,

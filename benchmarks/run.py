@@ -344,7 +344,7 @@ def report(
     plan: Plan,
     elapsed: float,
 ) -> str:
-    names = ["ours", *[name for name in PEERS if name in results]]
+    names = ["ours", *[name for name in PEERS if name in results]]  # ours_no_sdk has its own table
     labels = {"ours": "**ours**", **{name: label for name, (_, label) in PEERS.items()}}
     ours = results.get("ours", {}).get("cases", {})
     lines: list[str] = []
@@ -438,6 +438,39 @@ def report(
         out("| " + " | ".join(row) + " |")
     out("")
     if predictions:
+        own = results.get("ours_no_sdk", {}).get("cases", {})
+    if own:
+        out("## Where our added CPU goes: our own Python, and the SDK's work for our span and points")
+        out("")
+        out(
+            "The same workload with ours instrumented against the OpenTelemetry API's no-op tracer and "
+            "meter providers: every step of ours runs (parsing, body replay, stream proxy, attributes) "
+            "but spans and points cost nothing, so that figure is our own Python, and ours minus it is "
+            "what the SDK charges for our one span and our points. Compare that with the SDK floor."
+        )
+        out("")
+        out(
+            "| case | **ours** | our own Python (no-op providers) | SDK work for our span and points "
+            "| SDK floor µs (hot / in situ) |"
+        )
+        out("|---|---|---|---|---|")
+        for case in CALL_CASES:
+            total, python = ours.get(case, {}).get("added_us"), own.get(case, {}).get("added_us")
+            sdk = total - python if total is not None and python is not None else None
+            in_situ = ours.get(case, {}).get("floor_in_situ_us")
+            out(
+                f"| {case.replace('/', ', ')}{' events' if '/' in case else ''} | {fmt(total)} | "
+                f"{fmt(python)} | {fmt(sdk)} | {fmt(ours.get(case, {}).get('floor_us'))}"
+                f"{f' / {in_situ:.0f}' if in_situ is not None else ''} |"
+            )
+        for stream in STREAMS:
+            total, python = per_event(ours, stream), per_event(own, stream)
+            out(
+                f"| {stream}, per event | {fmt(total, 2)} | {fmt(python, 2)} | "
+                f"{fmt(total - python, 2) if total is not None and python is not None else NONE} | {NONE} |"
+            )
+        out("")
+    if predictions:
         out("## Parallel CountTokens prediction: wall time per Converse call (ms)")
         out("")
         out(
@@ -525,6 +558,8 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     log("ours")
     results["ours"] = run_worker(sys.executable, "ours", plan, args.content)
+    log("ours against no-op providers (our own Python)")
+    results["ours_no_sdk"] = run_worker(sys.executable, "ours_no_sdk", plan, args.content)
     if not args.no_peers:
         for name, (distribution, _) in PEERS.items():
             log(name)
