@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import statistics
 import sys
@@ -51,46 +50,20 @@ from opentelemetry.trace import SpanKind
 
 from canned import Canned
 from otel_bedrock_tokens import BedrockTokensInstrumentor
+from peer_worker import (
+    CLAUDE_HEADERS,
+    CLAUDE_REQUEST,
+    CLAUDE_RESPONSE,
+    CONVERSE_HEADERS,
+    CONVERSE_MESSAGES,
+    CONVERSE_RESPONSE,
+    FLOOR_END_ATTRIBUTES,
+    FLOOR_METRIC_ATTRIBUTES,
+    FLOOR_START_ATTRIBUTES,
+    MODEL,
+)
 
 TARGET_RATIO = 1.3
-MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
-CLAUDE_REQUEST = json.dumps(
-    {
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": 100,
-        "temperature": 0.5,
-        "messages": [{"role": "user", "content": "Say hello."}],
-    }
-).encode()
-CLAUDE_RESPONSE = json.dumps(
-    {
-        "id": "msg_bdrk_01FmwvNC1ksCq1T8tjvgUdDB",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-3-5-haiku-20241022",
-        "content": [{"type": "text", "text": "Hello! How can I help you today?"}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 11, "output_tokens": 12},
-    }
-).encode()
-CLAUDE_HEADERS = {
-    "Content-Type": "application/json",
-    "x-amzn-RequestId": "5d3e1c2a-0000-4000-8000-000000000001",
-    "X-Amzn-Bedrock-Invocation-Latency": "321",
-    "X-Amzn-Bedrock-Input-Token-Count": "11",
-    "X-Amzn-Bedrock-Output-Token-Count": "12",
-}
-CONVERSE_MESSAGES = [{"role": "user", "content": [{"text": "Say hello."}]}]
-CONVERSE_RESPONSE = json.dumps(
-    {
-        "output": {"message": {"role": "assistant", "content": [{"text": "Hello! How can I help?"}]}},
-        "stopReason": "end_turn",
-        "usage": {"inputTokens": 11, "outputTokens": 9, "totalTokens": 20},
-        "metrics": {"latencyMs": 321},
-    }
-).encode()
-CONVERSE_HEADERS = {"Content-Type": "application/json", "x-amzn-RequestId": "5d3e1c2a-0000-4000-8000-02"}
 
 
 class DropExporter(SpanExporter):
@@ -135,34 +108,15 @@ class Setup:
         duration = meter.create_histogram(
             "floor.duration", unit="s", explicit_bucket_boundaries_advisory=[0.01, 0.02, 0.04, 0.08]
         )
-        start_attributes = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "aws.bedrock",
-            "gen_ai.request.model": MODEL,
-            "server.address": "bedrock-runtime.us-east-1.amazonaws.com",
-            "server.port": 443,
-            "gen_ai.request.max_tokens": 100,
-        }
-        metric_attributes = {
-            key: value for key, value in start_attributes.items() if key != "gen_ai.request.max_tokens"
-        }
-        end_attributes = {
-            "gen_ai.usage.input_tokens": 11,
-            "gen_ai.usage.output_tokens": 12,
-            "gen_ai.response.finish_reasons": ("end_turn",),
-            "gen_ai.response.id": "msg_bdrk_01FmwvNC1ksCq1T8tjvgUdDB",
-            "gen_ai.response.model": "claude-3-5-haiku-20241022",
-            "aws.request_id": "5d3e1c2a-0000-4000-8000-000000000001",
-        }
         name = f"chat {MODEL}"
 
         def floor() -> None:
-            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
-            span.set_attributes(end_attributes)
+            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=FLOOR_START_ATTRIBUTES)
+            span.set_attributes(FLOOR_END_ATTRIBUTES)
             span.end()
-            duration.record(0.321, metric_attributes)
-            tokens.record(11, {**metric_attributes, "gen_ai.token.type": "input"})
-            tokens.record(12, {**metric_attributes, "gen_ai.token.type": "output"})
+            duration.record(0.321, FLOOR_METRIC_ATTRIBUTES)
+            tokens.record(11, {**FLOOR_METRIC_ATTRIBUTES, "gen_ai.token.type": "input"})
+            tokens.record(12, {**FLOOR_METRIC_ATTRIBUTES, "gen_ai.token.type": "output"})
 
         return floor
 

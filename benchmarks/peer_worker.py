@@ -237,17 +237,15 @@ class Sdk:
         meter = self.meter_provider.get_meter("bench.floor")
         tokens = meter.create_histogram("floor.token.usage", unit="{token}")
         duration = meter.create_histogram("floor.duration", unit="s")
-        start_attributes, end_attributes = FLOOR_START_ATTRIBUTES, FLOOR_END_ATTRIBUTES
-        metric_attributes = FLOOR_METRIC_ATTRIBUTES
         name = f"chat {MODEL}"
 
         def floor() -> None:
-            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
-            span.set_attributes(end_attributes)
+            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=FLOOR_START_ATTRIBUTES)
+            span.set_attributes(FLOOR_END_ATTRIBUTES)
             span.end()
-            duration.record(0.321, metric_attributes)
-            tokens.record(11, {**metric_attributes, "gen_ai.token.type": "input"})
-            tokens.record(12, {**metric_attributes, "gen_ai.token.type": "output"})
+            duration.record(0.321, FLOOR_METRIC_ATTRIBUTES)
+            tokens.record(11, {**FLOOR_METRIC_ATTRIBUTES, "gen_ai.token.type": "input"})
+            tokens.record(12, {**FLOOR_METRIC_ATTRIBUTES, "gen_ai.token.type": "output"})
 
         return floor
 
