@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer, EventStreamMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_bedrock_tokens.emulator import eventstream
+from tests.replay import raw_recording
 
 RECORDINGS = Path(__file__).parent.parent / "recordings"
 
@@ -62,7 +62,7 @@ def test_oversized_parts_are_refused() -> None:
 def _recorded_frames() -> list[bytes]:
     frames: list[bytes] = []
     for path in sorted(RECORDINGS.glob("*/*.yaml")):
-        for interaction in yaml.safe_load(path.read_text())["interactions"]:
+        for interaction in raw_recording(path)["interactions"]:
             body = interaction["response"]["body"]["string"]
             headers = {k.lower(): v for k, v in interaction["response"]["headers"].items()}
             if "eventstream" not in str(headers.get("content-type")) or not isinstance(body, bytes):

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from botocore.eventstream import EventStreamBuffer
 
 from otel_bedrock_tokens.emulator import BedrockEmulator
+from tests.replay import raw_recording
 
 RECORDINGS = Path(__file__).parent.parent / "recordings"
 #: Framing and hop-by-hop headers (compared separately), and the recorders' ``Set-Cookie`` stand-in.
@@ -135,12 +135,12 @@ def replay(emulator: BedrockEmulator, request: dict[str, Any]) -> tuple[int, dic
 
 def test_the_recordings_are_all_here() -> None:
     assert len(CASSETTES) > 100
-    assert sum(len(yaml.safe_load(path.read_text())["interactions"]) for path in CASSETTES) == 157
+    assert sum(len(raw_recording(path)["interactions"]) for path in CASSETTES) == 157
 
 
 @pytest.mark.parametrize("path", CASSETTES, ids=[f"{p.parent.name}/{p.name}" for p in CASSETTES])
 def test_the_emulator_answers_like_bedrock(path: Path) -> None:
-    interactions = yaml.safe_load(path.read_text())["interactions"]
+    interactions = raw_recording(path)["interactions"]
     with BedrockEmulator() as emulator:
         # The recorded guardrail denies "tennis"; the recorded imported model is a SageMaker-hosted
         # model with an OpenAI-compatible completion runtime.
