@@ -1,4 +1,5 @@
-"""The one patched surface: a wrapt wrapper around ``BaseClient._make_api_call``.
+"""The one patched surface: the hook our layer on ``BaseClient._make_api_call`` calls, wrapt-style
+(``wrapped, instance, args, kwargs``; the layer itself is in ``instrumentor``).
 
 Data flows one way: request facts -> the real call -> response facts -> telemetry. Every step of
 ours is guarded: an error inside the instrumentation is logged at debug level and the caller gets

@@ -118,6 +118,8 @@ def _wrap_innermost(cls: Any, hook: Any, is_async: bool = False) -> None:
         if not _is_layer(current):
             break
         innermost, current = current, current.__wrapped__
+    if not callable(current):
+        raise TypeError(f"{cls.__name__}.{_METHOD} is not a function: {current!r}")
     patch = _make_patch(current, hook, is_async)
     if innermost is None:
         setattr(cls, _METHOD, patch)
