@@ -76,7 +76,7 @@ def test_uninstrumented_before_the_import_patches_nothing() -> None:
         instrumentor.instrument()
         instrumentor.uninstrument()
 
-        from aiobotocore.client import AioBaseClient  # both registered hooks are cancelled
+        from aiobotocore.client import AioBaseClient  # nothing is current: the one hook applies nothing
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
         print("ok")
         """
