@@ -76,7 +76,7 @@ def test_uninstrumented_before_the_import_patches_nothing() -> None:
         instrumentor.instrument()
         instrumentor.uninstrument()
 
-        from aiobotocore.client import AioBaseClient  # both registered hooks are cancelled
+        from aiobotocore.client import AioBaseClient  # nothing is current: the one hook applies nothing
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
         print("ok")
         """
@@ -103,5 +103,97 @@ def test_reinstrumented_before_the_import_patches_once() -> None:
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
         print("ok")
         """
+    )
+    assert out == "ok"
+
+
+#: Run in the subprocess before the cycles' checks: a tracer provider, an emulator, and the counts.
+_CYCLES_PRELUDE = """
+    import gc, sys, threading
+    import wrapt.importer
+    from botocore.client import BaseClient
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from otel_bedrock_tokens import BedrockTokensInstrumentor, instrumentor as module
+    from otel_bedrock_tokens._hooks import BedrockHook
+    from otel_bedrock_tokens.emulator import BedrockEmulator
+    from otel_bedrock_tokens.prediction import Predictor
+
+    ORIGINAL = BaseClient.__dict__["_make_api_call"]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    threads = threading.active_count()
+    instrumentor = BedrockTokensInstrumentor()
+    for _ in range(1000):
+        instrumentor.instrument(tracer_provider=provider, count_tokens="parallel")
+        instrumentor.uninstrument()
+    gc.collect()
+    assert "aiobotocore.client" not in sys.modules
+    registered = wrapt.importer._post_import_hooks.get("aiobotocore.client") or []
+    ours = [hook for hook in registered if getattr(hook, "__module__", None) == module.__name__]
+    assert len(ours) <= 1, f"{len(ours)} post-import hooks of ours"
+    alive = [o for o in gc.get_objects() if isinstance(o, (BedrockHook, Predictor, module._AioPatch))]
+    assert not alive, f"{len(alive)} objects of ours alive, e.g. {alive[:3]}"
+    assert threading.active_count() == threads
+    assert BaseClient.__dict__["_make_api_call"] is ORIGINAL
+
+    async def converse(endpoint_url):
+        from aiobotocore.session import get_session
+        async with get_session().create_client(
+            "bedrock-runtime", region_name="us-east-1", endpoint_url=endpoint_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ) as client:
+            await client.converse(
+                modelId="anthropic.claude-3-5-haiku-20241022-v1:0",
+                messages=[{"role": "user", "content": [{"text": "cycles"}]}],
+            )
+"""
+
+
+def test_a_thousand_cycles_leave_nothing_and_a_later_import_is_still_measured() -> None:
+    """One post-import hook per process, reading the current instrumentation: instrument /
+    uninstrument cycles before aiobotocore is imported leave no hook, hook state, predictor or thread
+    behind, and the instrumentation current at the import is the one applied, one layer deep."""
+    pytest.importorskip("aiobotocore")
+    out = run_python(
+        _CYCLES_PRELUDE
+        + """
+    import asyncio
+    instrumentor.instrument(tracer_provider=provider)
+    from aiobotocore.client import AioBaseClient  # the app imports it now: patched, one layer
+    wrapper = AioBaseClient.__dict__["_make_api_call"]
+    assert type(wrapper._self_wrapper).__name__ == "AioBedrockHook"
+    assert not hasattr(wrapper.__wrapped__, "_self_wrapper")
+    assert not hasattr(BaseClient.__dict__["_make_api_call"].__wrapped__, "_self_wrapper")
+    original_aio = wrapper.__wrapped__
+    with BedrockEmulator() as emulator:
+        asyncio.run(converse(emulator.endpoint_url))
+    assert [span.name for span in exporter.get_finished_spans()] == [
+        "chat anthropic.claude-3-5-haiku-20241022-v1:0"
+    ]
+    instrumentor.uninstrument()
+    assert AioBaseClient.__dict__["_make_api_call"] is original_aio
+    assert BaseClient.__dict__["_make_api_call"] is ORIGINAL
+    print("ok")
+    """
+    )
+    assert out == "ok"
+
+
+def test_a_thousand_cycles_then_an_import_applies_nothing() -> None:
+    pytest.importorskip("aiobotocore")
+    out = run_python(
+        _CYCLES_PRELUDE
+        + """
+    import asyncio
+    from aiobotocore.client import AioBaseClient
+    assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
+    with BedrockEmulator() as emulator:
+        asyncio.run(converse(emulator.endpoint_url))
+    assert exporter.get_finished_spans() == ()
+    print("ok")
+    """
     )
     assert out == "ok"

@@ -105,3 +105,15 @@ def test_a_call_in_flight_at_uninstrument_still_ends_its_span(
     run(main())
     (span,) = telemetry.spans()
     assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+
+
+def test_the_patched_method_is_still_a_coroutine_function(telemetry: Telemetry) -> None:
+    """Code that checks ``inspect.iscoroutinefunction`` on the method sees what aiobotocore has."""
+    import inspect
+
+    instrumentor = instrument(telemetry)
+    try:
+        assert inspect.iscoroutinefunction(AioBaseClient._make_api_call)
+        assert AioBaseClient.__dict__["_make_api_call"].__name__ == ORIGINAL.__name__
+    finally:
+        instrumentor.uninstrument()

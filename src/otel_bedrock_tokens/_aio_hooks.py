@@ -1,4 +1,5 @@
-"""The asyncio patched surface: a wrapt wrapper around aiobotocore's ``AioBaseClient._make_api_call``.
+"""The asyncio patched surface: the hook our layer on aiobotocore's ``AioBaseClient._make_api_call``
+calls, wrapt-style (``wrapped, instance, args, kwargs``; see ``instrumentor``).
 
 The same steps as :class:`._hooks.BedrockHook`, awaited: request facts and span start, the
 CountTokens prediction (a task on the caller's loop instead of a thread), the real call, response
@@ -6,13 +7,15 @@ facts, the span's end. It shares the sync hook's state (telemetry, operations, u
 ``active``) and its code for every step that does not await, so both clients emit the same
 attributes and metrics from the same parsing.
 
-The wrapper itself is not a coroutine function: for a call we do not measure it returns aiobotocore's
-own coroutine untouched, and for one we measure it returns our coroutine, so that every step,
-including the span start, runs in the task that awaits the call (its context, its cancellation).
+The hook itself is not a coroutine function (the layer that awaits it is): for a call we do not
+measure it returns aiobotocore's own coroutine untouched, and for one we measure it returns our
+coroutine, so that every step, including the span start, runs in the task that awaits the call (its
+context, its cancellation).
 
 Every step of ours is guarded: an error inside the instrumentation is logged at debug level and the
 caller gets exactly what aiobotocore returned or raised. A cancellation of the caller's task is
-recorded on the span (``error.type`` ``asyncio.exceptions.CancelledError``) and propagates unchanged.
+recorded on the span (``error.type`` ``asyncio.exceptions.CancelledError``) and propagates unchanged;
+so does a ``KeyboardInterrupt`` or ``SystemExit`` raised by a user hook (``BedrockHook.run_hook``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The one patched surface: a wrapt wrapper around ``BaseClient._make_api_call``.
+"""The one patched surface: the hook our layer on ``BaseClient._make_api_call`` calls, wrapt-style
+(``wrapped, instance, args, kwargs``; the layer itself is in ``instrumentor``).
 
 Data flows one way: request facts -> the real call -> response facts -> telemetry. Every step of
 ours is guarded: an error inside the instrumentation is logged at debug level and the caller gets
@@ -101,7 +102,12 @@ class BedrockHook:
             return None
         call = self.telemetry.start(operation.request(params, server_of(meta.endpoint_url)))
         if self.request_hook is not None:
-            self.run_hook(self.request_hook, call, operation, params)
+            try:
+                self.run_hook(self.request_hook, call, operation, params)
+            except BaseException as interrupt:
+                # KeyboardInterrupt, SystemExit...: the app's, never swallowed; the span still ends.
+                self.fail(call, interrupt)
+                raise
         return call
 
     def _predict(self, call: Call, client: Any, request: RequestFacts, params: dict[str, Any]) -> None:
@@ -114,11 +120,12 @@ class BedrockHook:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not start a prediction")
 
-    def fail(self, call: Call, error: BaseException) -> None:
-        """The call raised (or was cancelled): end the span with the error; never raise."""
+    def fail(self, call: Call, error: BaseException, response: ResponseFacts | None = None) -> None:
+        """The call raised (or was cancelled, or a user hook raised a ``KeyboardInterrupt``...): end
+        the span with the error and whatever is known of the response; never raise."""
         try:
             call.deactivate()
-            call.end(error_facts(error), error_type_of(error))
+            call.end(response if response is not None else error_facts(error), error_type_of(error))
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not record a failed call")
 
@@ -135,7 +142,11 @@ class BedrockHook:
     def record(self, call: Call, operation: Operation, result: Any, response: ResponseFacts) -> None:
         """The response hook, then the span's end: shared with the asyncio hook. May raise."""
         if self.response_hook is not None:
-            self.run_hook(self.response_hook, call, operation, result)
+            try:
+                self.run_hook(self.response_hook, call, operation, result)
+            except BaseException as interrupt:
+                self.fail(call, interrupt, response)  # the response is known: its tokens count
+                raise
         error = response.read_error
         call.end(response, error_type_of(error) if error is not None else None)
 
@@ -150,6 +161,9 @@ class BedrockHook:
 
     @staticmethod
     def run_hook(hook: Callable[..., None], call: Call, operation: Operation, data: Any) -> None:
+        """Run a user hook; an ``Exception`` from it is logged and ignored. Any other
+        ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``) is the app's
+        and propagates unchanged: the caller ends the span first."""
         try:
             hook(call.span, SERVICE_NAME, operation.api_name, data)
         except Exception:

@@ -1,9 +1,20 @@
 """``BedrockTokensInstrumentor``: the lifecycle of the patch on botocore, and of its asyncio twin on
 aiobotocore when aiobotocore is installed.
 
-aiobotocore is never imported by us: ``instrument()`` registers a post-import hook that patches
-``AioBaseClient._make_api_call`` as soon as the application imports ``aiobotocore.client`` (at once
-when it already has). A sync-only process with aiobotocore merely installed pays nothing for it
+Our layer on ``_make_api_call`` is a plain function, not a wrapt proxy. Other instrumentations (the
+official botocore one) uninstrument with ``opentelemetry.instrumentation.utils.unwrap``, which reads
+the attribute with ``getattr`` on the class: that binds every wrapt wrapper of the chain to ``None``,
+and a wrapt wrapper of ours below theirs came back as a *bound* wrapper of ours, which they then set
+on the class (calls kept going through our old hook, ``uninstrument()`` could not find it, and a new
+``instrument()`` measured nothing). A function bound to ``None`` is the function itself, so whatever
+they put back is exactly what was below them. A plain function is also cheaper per call than a wrapt
+wrapper (no bound-wrapper object per call).
+
+aiobotocore is never imported by us: one post-import hook, registered once per process, applies the
+current instrumentation when the application imports ``aiobotocore.client`` (at once when it already
+has). wrapt's post-import hooks cannot be unregistered, so the hook holds no state: it reads
+:attr:`BedrockTokensInstrumentor._aio`, which ``uninstrument()`` clears; instrument/uninstrument
+cycles leave nothing behind. A sync-only process with aiobotocore merely installed pays nothing for it
 (importing aiobotocore costs some 300 ms), and one without it registers nothing at all.
 """
 
@@ -11,8 +22,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Collection
-from types import ModuleType
+import sys
+from collections.abc import Callable, Collection
+from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
 import wrapt
@@ -30,52 +42,99 @@ logger = logging.getLogger(__name__)
 _AIO_PACKAGE = "aiobotocore"
 _AIO_MODULE = "aiobotocore.client"
 _AIO_CLASS = "AioBaseClient"
+_METHOD = "_make_api_call"
 
 
 #: Every wrapt proxy (in wrapt 2, FunctionWrapper is no longer an ObjectProxy).
 _PROXY = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
+def _sync_patch(hook: Any) -> Callable[..., Any]:
+    """Our layer on ``BaseClient._make_api_call``: calls ``hook`` wrapt-style with what is below us
+    (``__wrapped__``, read per call so that a layer can be spliced out beneath us)."""
+
+    def _make_api_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return hook(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
+
+    return _make_api_call
+
+
+def _async_patch(hook: Any) -> Callable[..., Any]:
+    """Our layer on ``AioBaseClient._make_api_call``: a coroutine function like the method it
+    replaces (``inspect.iscoroutinefunction`` stays true); the hook returns the coroutine to await."""
+
+    async def _make_api_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await hook(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
+
+    return _make_api_call
+
+
+#: How a function of ours is told from any other: by its code object, which no one else's shares.
+_PATCH_CODES = frozenset(make(None).__code__ for make in (_sync_patch, _async_patch))
+
+
+def _is_patch(obj: object) -> bool:
+    return type(obj) is FunctionType and obj.__code__ in _PATCH_CODES
+
+
+def _is_layer(obj: object) -> bool:
+    """A layer of a wrapper chain whose ``__wrapped__`` can be replaced: a wrapt proxy or ours."""
+    return isinstance(obj, _PROXY) or _is_patch(obj)
+
+
+def _make_patch(below: Any, hook: Any, is_async: bool) -> Any:
+    patch: Any = (_async_patch if is_async else _sync_patch)(hook)
+    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(patch, name, getattr(below, name, getattr(patch, name)))
+    patch.__wrapped__ = below
+    #: The hook, under the name wrapt gives a wrapper's: tools that read wrapt chains read ours.
+    patch._self_wrapper = hook
+    return patch
+
+
 def _find_our_wrapper(outer: Any, hook: object) -> tuple[Any, Any] | None:
-    """Walk a chain of wrapt wrappers; return (wrapper whose ``__wrapped__`` is ours, ours)."""
+    """Walk a chain of wrappers; return (the layer whose ``__wrapped__`` is ours or ``None``, ours)."""
     parent = None
     current = outer
     for _ in range(32):  # chains are short; never loop forever on a strange object
-        if isinstance(current, wrapt.FunctionWrapper) and current._self_wrapper is hook:
+        if _is_patch(current) and current._self_wrapper is hook:
             return parent, current
-        if not isinstance(current, _PROXY):
+        if not _is_layer(current):
             return None
         parent, current = current, current.__wrapped__
     return None
 
 
-def _wrap_innermost(cls: Any, hook: Any) -> None:
-    """Wrap ``cls._make_api_call`` with ``hook`` *below* any wrappers already there.
+def _wrap_innermost(cls: Any, hook: Any, is_async: bool = False) -> None:
+    """Put our layer, calling ``hook``, on ``cls._make_api_call`` *below* any wrappers already there.
 
     Other instrumentations (the official botocore one) uninstrument by replacing the attribute with
     the outermost wrapper's ``__wrapped__``. Were we on top of them, their ``uninstrument()`` would
     remove us and leave them patched for good; below them, it removes exactly their own layer.
     """
-    current = cls.__dict__.get("_make_api_call")
+    current = cls.__dict__.get(_METHOD)
     innermost = None
     for _ in range(32):
-        if not isinstance(current, _PROXY):
+        if not _is_layer(current):
             break
         innermost, current = current, current.__wrapped__
+    if not callable(current):
+        raise TypeError(f"{cls.__name__}.{_METHOD} is not a function: {current!r}")
+    patch = _make_patch(current, hook, is_async)
     if innermost is None:
-        cls._make_api_call = wrapt.FunctionWrapper(current, hook)
+        setattr(cls, _METHOD, patch)
     else:
-        innermost.__wrapped__ = wrapt.FunctionWrapper(current, hook)
+        innermost.__wrapped__ = patch
 
 
 def _unwrap(cls: Any, hook: object) -> None:
-    """Remove our wrapper (the one whose wrapper object is ``hook``) from ``cls._make_api_call``."""
-    found = _find_our_wrapper(cls.__dict__.get("_make_api_call"), hook)
+    """Remove our layer (the one calling ``hook``) from ``cls._make_api_call``."""
+    found = _find_our_wrapper(cls.__dict__.get(_METHOD), hook)
     if found is None:
         return  # already gone; the inactive hook would pass straight through anyway
     parent, ours = found
     if parent is None:
-        cls._make_api_call = ours.__wrapped__
+        setattr(cls, _METHOD, ours.__wrapped__)
     else:
         # Another instrumentation wrapped on top of us: splice ourselves out of its chain.
         parent.__wrapped__ = ours.__wrapped__
@@ -90,36 +149,55 @@ def _installed(package: str) -> bool:
 
 
 class _AioPatch:
-    """The aiobotocore half of one ``instrument()``: applied when ``aiobotocore.client`` is imported.
-
-    wrapt's post-import hooks cannot be unregistered, so ``uninstrument()`` marks this one cancelled
-    and a later import applies nothing."""
+    """The aiobotocore half of the current ``instrument()``: applied when ``aiobotocore.client`` is
+    imported (by :func:`_on_aio_import`), or at once when it already is."""
 
     def __init__(self, hook: BedrockHook) -> None:
         self.hook = hook
-        self.cancelled = False
         self.applied: Any = None  # the AioBedrockHook, once wrapped
         self.target: Any = None  # AioBaseClient
 
     def apply(self, module: ModuleType) -> None:
-        if self.cancelled or self.applied is not None:
+        if self.applied is not None:
             return
         try:
             from ._aio_hooks import AioBedrockHook
 
             aio_hook = AioBedrockHook(self.hook)
             target = getattr(module, _AIO_CLASS)
-            _wrap_innermost(target, aio_hook)
+            _wrap_innermost(target, aio_hook, is_async=True)
             self.applied, self.target = aio_hook, target
         except Exception:
             # An aiobotocore too different from the one we know: sync clients are still measured.
             logger.warning("bedrock-tokens: could not instrument aiobotocore", exc_info=True)
 
     def remove(self) -> None:
-        self.cancelled = True
         if self.applied is not None:
             _unwrap(self.target, self.applied)
             self.applied = self.target = None
+
+
+#: Whether :func:`_on_aio_import` is registered with wrapt (once per process: it cannot be removed).
+_aio_import_hook_registered = False
+
+
+def _on_aio_import(module: ModuleType) -> None:
+    """The one post-import hook of the process: applies the aiobotocore half of whatever
+    instrumentation is current when the application imports ``aiobotocore.client`` (none: nothing)."""
+    aio = BedrockTokensInstrumentor._aio
+    if aio is not None:
+        aio.apply(module)
+
+
+def _arm_aio(aio: _AioPatch) -> None:
+    """Apply ``aio`` now if aiobotocore is imported, else when it is."""
+    global _aio_import_hook_registered
+    module = sys.modules.get(_AIO_MODULE)
+    if module is not None:
+        aio.apply(module)
+    elif not _aio_import_hook_registered:
+        _aio_import_hook_registered = True
+        wrapt.register_post_import_hook(_on_aio_import, _AIO_MODULE)
 
 
 class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -153,7 +231,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         type(self)._hook = hook
         if _installed(_AIO_PACKAGE):
             aio = type(self)._aio = _AioPatch(hook)
-            wrapt.register_post_import_hook(aio.apply, _AIO_MODULE)
+            _arm_aio(aio)
 
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
         """Wait until every CountTokens prediction in flight has been recorded (before exporting

@@ -298,7 +298,11 @@ def install_proxy(
         family = family_for(call.request.model)
         state.observe = _invoke_observer(family)
         state.skip_prefixes = family.skip_prefixes
-    result[key] = proxy_type(stream, state)
+    proxy = result[key] = proxy_type(stream, state)
     if hook.response_hook is not None:
-        hook.run_hook(hook.response_hook, call, operation, result)
+        try:
+            hook.run_hook(hook.response_hook, call, operation, result)
+        except BaseException as interrupt:  # KeyboardInterrupt...: end the span, then propagate
+            proxy._self_end(END_ERROR, interrupt)
+            raise
     return result
