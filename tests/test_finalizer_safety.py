@@ -8,6 +8,8 @@ by a timeout, so a regression fails here instead of hanging the suite.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -15,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
+from otel_bedrock_tokens.emulator import BedrockEmulator
+
+from .conftest import Telemetry
 
 CHILD = Path(__file__).resolve().parent / "finalizer_child.py"
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_abandoned.py"
@@ -61,6 +68,14 @@ def test_abandoned_stream_is_ended_by_the_next_call() -> None:
     assert result["thread"] == "MainThread", result
 
 
+def test_forked_child_ends_streams_it_abandons_with_its_own_reaper() -> None:
+    result = scenario("fork")
+    assert result["child_status"] == 0, result
+    assert result["child"].get("ended_after") is not None, result
+    assert result["child"]["ended_after"] < 5.0, result
+    assert result["parent_spans"] == 1, result  # the parent's own stream, closed by the parent
+
+
 def test_abandoned_and_open_streams_are_exported_at_exit() -> None:
     done = run_child("exit")
     assert done.returncode == 0, done.stderr
@@ -75,7 +90,7 @@ def test_short_soak_of_abandoned_streams_under_a_fast_reader() -> None:
     every span ended. ``python benchmarks/soak_abandoned.py`` runs the 60 s version."""
     try:
         done = subprocess.run(
-            [sys.executable, str(SOAK), "--seconds", "6", "--json"],
+            [sys.executable, str(SOAK), "--seconds", "6", "--gc-threshold", "10", "--json"],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -90,3 +105,47 @@ def test_short_soak_of_abandoned_streams_under_a_fast_reader() -> None:
     assert report["fds_after"] <= report["fds_before"] + 10, report
     assert report["exports"] > 20, report  # the 50 ms reader kept exporting
     assert report["spans_ended"] == report["calls"], report
+
+
+def test_aio_stream_ended_off_its_loop_settles_its_late_prediction_on_the_loop(
+    telemetry: Telemetry,
+) -> None:
+    """An abandoned aiobotocore stream is ended by the reaper or on another thread, not on its loop:
+    the CountTokens task still in flight gets its completion callback through the loop (asyncio tasks
+    are not thread-safe), and the late prediction is recorded."""
+    pytest.importorskip("aiobotocore")
+    from .aio_support import CLAUDE, aio_client, messages, run
+
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        count_tokens="parallel",
+    )
+    try:
+        with BedrockEmulator() as emulator:
+            emulator.set_latency(0.5, operation="CountTokens")
+
+            async def main() -> bool:
+                async with aio_client(emulator.endpoint_url) as client:
+                    response = await client.converse_stream(modelId=CLAUDE, messages=messages("hi"))
+                    async for _event in response["stream"]:
+                        break
+                    del response
+                    for _ in range(3):
+                        await asyncio.sleep(0)  # the loop closes the left async generator
+                    gc.collect()
+                    await asyncio.to_thread(abandoned.drain)  # off the loop (or the reaper did)
+                    return await instrumentor.wait_for_predictions_async(5.0)
+
+            assert run(main()) is True
+    finally:
+        instrumentor.uninstrument()
+    (span,) = telemetry.spans()
+    assert span.attributes["bedrock_tokens.stream.end"] == "abandoned"
+    assert span.attributes["bedrock_tokens.prediction.status"] == "late"
+    statuses = {
+        point.attributes["bedrock_tokens.prediction.status"]: point.value
+        for point in telemetry.points("bedrock_tokens.client.prediction.outcomes")
+    }
+    assert statuses == {"ok": 1}
