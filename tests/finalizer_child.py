@@ -11,6 +11,8 @@ Scenarios:
   call: the span must still end, ``abandoned``, within a few seconds.
 - ``next_call``: the reaper is slowed down to never; the abandoned stream's span must not end inside
   the collection, and must end at the start of the app's next instrumented call, on its thread.
+- ``fork``: a stream open when the process forks is abandoned in the child, which makes no call:
+  the child's own reaper ends it.
 - ``exit``: one stream abandoned in a cycle and collected, one still held, then the process exits
   without another call: both spans are exported (batch processor, flushed at the SDK's shutdown)
   and the process exits.
@@ -227,7 +229,40 @@ def exit_scenario(kind: str) -> dict[str, Any]:
     return {"exiting": True}
 
 
-SCENARIOS = {"deadlock": deadlock, "next_call": next_call, "exit": exit_scenario}
+def fork(kind: str) -> dict[str, Any]:
+    """A stream open at fork time, abandoned in the forked child, which makes no further call: the
+    child's own reaper (the parent's thread does not survive the fork) ends its span."""
+    import os
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(tracer_provider, InMemoryMetricReader())
+    with BedrockEmulator() as emulator:
+        client = emulator.client()
+        held = client.converse_stream(modelId=MODEL, messages=MESSAGES)["stream"]
+        next(iter(held))
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop the stream, wait for its span, report through the pipe
+            try:
+                held = None  # the child's copy of the stream, dropped unclosed
+                gc.collect()
+                result = {"ended_after": wait_for_abandoned(exporter)}
+            except BaseException as error:  # reported to the parent, whatever it is
+                result = {"error": repr(error)}
+            os.write(write_end, json.dumps(result).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as reader:
+            answer = reader.read()
+        _, status = os.waitpid(pid, 0)
+        held.close()
+    child: dict[str, Any] = json.loads(answer)
+    return {"child": child, "child_status": status, "parent_spans": len(exporter.get_finished_spans())}
+
+
+SCENARIOS = {"deadlock": deadlock, "next_call": next_call, "exit": exit_scenario, "fork": fork}
 
 if __name__ == "__main__":
     name, kind = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "sync"
