@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from otel_bedrock_tokens import BedrockTokensInstrumentor
+from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 
 from .conftest import Telemetry, make_telemetry
 from .replay import Replayer, replay_server
@@ -168,6 +168,7 @@ class Session:
         """Before an example: no answer left queued, no span or swallowed error from the last one."""
         if self.dropped:
             gc.collect()  # a stream dropped by the last example ends its span now, not in this one
+            abandoned.drain()
             self.dropped = False
         server = self.replayer._server
         with server.lock:

@@ -31,7 +31,7 @@ def emulator_url() -> Iterator[str]:
 
 
 def test_memory_threads_and_descriptors_stay_flat(emulator_url: str) -> None:
-    thread_limit = threading.active_count() + 1 + soak.WORKERS
+    thread_limit = threading.active_count() + 1 + soak.WORKERS + soak.OUR_REAPER
     # A prediction cache and an opaque-id pool that the warm-up fills, so growth after it is a leak.
     with soak.instrumentation(cache_size=16) as spans:
         workload = soak.Workload(soak.make_client(emulator_url), opaque_pool=40)

@@ -26,6 +26,7 @@ from typing import Any
 
 from ._hooks import BedrockHook
 from ._logging import log_internal_error
+from .abandoned import ABANDONED, drain
 from .aio_streams import read_and_replay_async, wrap_aio_stream
 from .errors import error_type_of
 from .facts import ResponseFacts
@@ -55,6 +56,8 @@ class AioBedrockHook:
         operation = hook.operations.get(args[0])
         if operation is None:
             return wrapped(*args, **kwargs)
+        if ABANDONED:  # streams dropped unclosed: their spans end here, not in their finalizers
+            drain()
         return self._measure(wrapped, instance, operation, args)
 
     async def _measure(

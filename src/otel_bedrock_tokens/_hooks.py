@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from ._logging import log_internal_error
+from .abandoned import ABANDONED, drain
 from .endpoint import server_of
 from .errors import error_facts, error_type_of
 from .facts import RequestFacts, ResponseFacts
@@ -66,6 +67,8 @@ class BedrockHook:
         operation = self.operations.get(args[0])
         if operation is None:
             return wrapped(*args, **kwargs)
+        if ABANDONED:  # streams dropped unclosed: their spans end here, not in their finalizers
+            drain()
         call = self._start(operation, instance, args[1])
         if call is None:
             return wrapped(*args, **kwargs)

@@ -9,7 +9,8 @@ same events, and the span ends once, through the sync proxy's single end-of-life
 usage event, exhaustion, ``close()``, an exception while awaiting the next event (re-raised
 unchanged), the consuming task being cancelled while it awaits (``CancelledError`` is recorded as
 ``error.type`` ``asyncio.exceptions.CancelledError``, its qualified class name like any other
-exception's, and re-raised unchanged), or the proxy being garbage-collected unclosed. Leaving an
+exception's, and re-raised unchanged), or the proxy being garbage-collected unclosed (queued by its
+finalizer, ended from a safe place: see :mod:`.abandoned`, which also applies here). Leaving an
 ``async for`` early (``break``, or the loop closing the suspended iterator) does not end it: the
 caller may resume iterating, and close or drop the stream later. Tokens come from the same observers
 as the sync stream's, so the extraction logic exists once.

@@ -27,7 +27,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from time import monotonic
@@ -144,6 +144,24 @@ def _outcome(future: PendingCount) -> tuple[int | None, BaseException | None]:
     return (None, error) if error is not None else (future.result(), None)
 
 
+def _when_done(future: PendingCount, callback: Callable[[PendingCount], None]) -> bool:
+    """``future.add_done_callback(callback)``, safe from any thread: a call may end on another thread
+    than its prediction's (an abandoned aiobotocore stream is ended by the reaper thread or the next
+    call, see ``abandoned``), and an asyncio task is not thread-safe. Its callback then runs on its
+    loop; a pool future's on the worker that finished it (no lock held) or inline if already done.
+    ``False`` when it can never run (the task's loop is closed)."""
+    if isinstance(future, asyncio.Future):
+        loop = future.get_loop()
+        if asyncio._get_running_loop() is not loop:
+            try:
+                loop.call_soon_threadsafe(future.add_done_callback, callback)
+            except RuntimeError:  # the loop is closed: the task will never finish
+                return False
+            return True
+    future.add_done_callback(callback)
+    return True
+
+
 def _cancelling() -> bool:
     """Whether the current task has a cancellation pending (``Task.cancelling``, Python 3.11+)."""
     task = asyncio.current_task()
@@ -246,9 +264,12 @@ class Prediction:
             else:
                 self._fail(error)
         attributes: Attributes = {}
-        if future is not None and self.outcome is None:
+        if (
+            future is not None
+            and self.outcome is None
+            and _when_done(future, lambda done: self._settle_late(call, done, actual_input))
+        ):
             attributes[names.PREDICTION_STATUS] = LATE
-            future.add_done_callback(lambda done: self._settle_late(call, done, actual_input))
             return attributes
         self._record(call, actual_input)
         attributes[names.PREDICTION_STATUS] = self.outcome or ERROR

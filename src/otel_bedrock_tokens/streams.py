@@ -4,8 +4,17 @@ The proxy stands in for botocore's ``EventStream`` in ``response["body"]`` (Invo
 or ``response["stream"]`` (ConverseStream). The caller iterates the very same event objects in the
 same order; ``close()`` and every other attribute pass through. The span ends, once, at whichever
 comes first: the final usage event, exhaustion, ``close()``, an exception while iterating (re-raised
-unchanged), or the proxy being garbage-collected unclosed. Breaking out of a ``for`` loop does not end
-it: the caller may resume iterating, and close or drop the stream later.
+unchanged; ``KeyboardInterrupt`` and other ``BaseException`` too), or the proxy being
+garbage-collected unclosed. Breaking out of a ``for`` loop does not end it: the caller may resume
+iterating, and close or drop the stream later.
+
+A proxy collected unclosed is not ended by its finalizer: that can run inside the OpenTelemetry SDK's
+own locked sections (wherever the cyclic garbage collector runs). The finalizer only queues the state
+and the span ends promptly from a safe place (the next instrumented call, a reaper thread, exit): see
+:mod:`.abandoned`.
+
+An exception raised by the caller's own loop body is not seen here: the generator is merely closed
+(``GeneratorExit``, exactly as for ``break``), so such a stream ends when it is closed or dropped.
 
 Per event (the loops of :class:`StreamProxy` and the asyncio proxy, written out because they run once
 per event and a Python call per event is a measurable share of what we add): count it, take a clock
@@ -27,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from . import names
+from . import abandoned, names
 from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import ResponseFacts
@@ -126,11 +135,17 @@ class StreamState:
         self.call.record_chunk_gap(now - self.last_event_at)
         self.last_event_at = now
 
+    def abandon(self) -> None:
+        """The proxy was collected unclosed: end the span (called by :mod:`.abandoned`, never by the
+        finalizer itself)."""
+        self.finish(END_ABANDONED)
+
     def finish(self, how: str, error: BaseException | None = None) -> None:
         """End the span (once) with whatever usage arrived."""
         if self.ended:
             return
         self.ended = True
+        abandoned.ended(self)
         try:
             facts = self.facts
             complete = self.billed is not None
@@ -218,7 +233,11 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_finalizer = weakref.finalize(self, state.finish, END_ABANDONED)
+        # The finalizer only queues the state (see streams and abandoned): never the SDK, no lock.
+        # Not run at exit: abandoned's own exit handler ends what is left, before the SDK shuts down.
+        finalizer = self._self_finalizer = weakref.finalize(self, abandoned.abandon, state)
+        finalizer.atexit = False
+        abandoned.track(state)
 
     def __iter__(self) -> Iterator[Any]:
         state = self._self_state
