@@ -121,14 +121,27 @@ def count_tokens_input(api_operation: str, params: Mapping[str, Any]) -> dict[st
     return {"converse": converse} if "messages" in converse else None
 
 
-def _digest(model: str, count_input: Mapping[str, Any]) -> bytes:
+#: A cache key: the whole count-model id, the kind of CountTokens input, and a digest of the input.
+#: The model id is a tuple member, never hashed into 16 bytes of ``person=`` (which truncated it, and
+#: so gave every ``anthropic.claude...`` id one shared cache).
+CacheKey = tuple[str, str, bytes]
+_NO_KEY: CacheKey = ("", "", b"")
+
+
+def cache_key(model: str, count_input: Mapping[str, Any]) -> CacheKey:
+    """The cache key of one CountTokens question: two different models never share one."""
     invoke = count_input.get("invokeModel")
     if invoke is not None:
         payload: bytes = invoke["body"]
+        kind = "invokeModel"
     else:
         payload = json.dumps(count_input, sort_keys=True, default=repr).encode()
-    return hashlib.blake2b(payload, digest_size=16, person=model.encode()[:16]).digest()
+        kind = "converse"
+    return model, kind, hashlib.blake2b(payload, digest_size=16).digest()
 
+
+#: A CountTokens call still to make: (count-model id, CountTokens input, cache key).
+_Job = tuple[str, dict[str, Any], CacheKey]
 
 #: A prediction in flight: a thread pool future (botocore) or a task on the caller's loop (aiobotocore).
 #: Both have done() / cancelled() / exception() / result() / add_done_callback(fn(future)).
@@ -182,7 +195,7 @@ class Prediction:
         self._predictor = predictor
         self._future: PendingCount | None = None
         #: parallel mode: (client, job) waiting for the request to be sent (see Predictor._defer).
-        self._deferred: tuple[Any, tuple[str, dict[str, Any], bytes]] | None = None
+        self._deferred: tuple[Any, _Job] | None = None
         self._submitted = False
         self._started = monotonic()
         self.predicted: int | None = None
@@ -290,7 +303,7 @@ class Predictor:
         self.settings = settings
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._cache: OrderedDict[bytes, int] = OrderedDict()
+        self._cache: OrderedDict[CacheKey, int] = OrderedDict()
         self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
         self._pending = 0  # CountTokens calls queued or running
         self._unsettled = 0  # submitted predictions not yet recorded
@@ -338,7 +351,7 @@ class Predictor:
             self._guard(request, prediction)
         return prediction
 
-    def _defer(self, prediction: Prediction, client: Any, job: tuple[str, dict[str, Any], bytes]) -> bool:
+    def _defer(self, prediction: Prediction, client: Any, job: _Job) -> bool:
         """parallel mode: start CountTokens when the caller's request is sent, not before.
 
         Preparing and signing a CountTokens request costs the worker about a millisecond of CPU.
@@ -399,7 +412,7 @@ class Predictor:
 
     def _prepare(
         self, request: RequestFacts, params: Mapping[str, Any], call: Call
-    ) -> tuple[Prediction, tuple[str, dict[str, Any], bytes] | None] | None:
+    ) -> tuple[Prediction, _Job | None] | None:
         """Everything before CountTokens is sent, for both paths: sampling, what to count, remembered
         unsupported models, the cache. Returns the prediction (already on ``call``) and the CountTokens
         job still to run (model, input, cache key), or ``None`` for an operation never predicted."""
@@ -421,7 +434,7 @@ class Predictor:
             prediction.outcome = UNSUPPORTED
             prediction.skip_reason = "remembered_unsupported"
             return prediction, None
-        key = _digest(model, count_input) if settings.cache_size else b""
+        key = cache_key(model, count_input) if settings.cache_size else _NO_KEY
         cached = self._cached(key) if settings.cache_size else None
         if cached is not None:
             prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
@@ -449,14 +462,14 @@ class Predictor:
                 raise RefuseRequest(error) from None
         raise RefuseRequest(TokenBudgetExceeded(request.model_id, predicted, limit))
 
-    def _cached(self, key: bytes) -> int | None:
+    def _cached(self, key: CacheKey) -> int | None:
         with self._lock:
             value = self._cache.get(key)
             if value is not None:
                 self._cache.move_to_end(key)
             return value
 
-    def _remember(self, key: bytes, predicted: int) -> None:
+    def _remember(self, key: CacheKey, predicted: int) -> None:
         if not self.settings.cache_size:
             return
         with self._lock:
@@ -481,7 +494,7 @@ class Predictor:
         client: Any,
         model: str,
         count_input: dict[str, Any],
-        key: bytes,
+        key: CacheKey,
         headstart: float = 0.0,
     ) -> bool:
         with self._lock:
@@ -505,7 +518,7 @@ class Predictor:
         return True
 
     def _submit_async(
-        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: bytes
+        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: CacheKey
     ) -> bool:
         """Start CountTokens as a task on the running loop, within the same bound as the pool's queue."""
         loop = asyncio.get_running_loop()
@@ -538,7 +551,7 @@ class Predictor:
             task.exception()
 
     def _count(
-        self, client: Any, model: str, count_input: dict[str, Any], key: bytes, headstart: float = 0.0
+        self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey, headstart: float = 0.0
     ) -> int:
         """Runs on a worker thread, in a fresh context with instrumentation suppressed."""
         if headstart:
@@ -557,7 +570,7 @@ class Predictor:
             with self._lock:
                 self._pending -= 1
 
-    async def _count_async(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
+    async def _count_async(self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey) -> int:
         """Runs as a task on the caller's loop, in a fresh context with instrumentation suppressed;
         at most ``workers`` at once per loop, like the pool's threads."""
         try:
@@ -580,7 +593,7 @@ class Predictor:
                 limit = self._limits[loop] = asyncio.Semaphore(self.settings.workers)
             return limit
 
-    def _counted(self, key: bytes, response: Mapping[str, Any]) -> int:
+    def _counted(self, key: CacheKey, response: Mapping[str, Any]) -> int:
         predicted = response["inputTokens"]
         if type(predicted) is not int or predicted < 0:
             raise ValueError(f"CountTokens answered {predicted!r}")
