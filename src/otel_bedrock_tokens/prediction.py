@@ -12,6 +12,10 @@ and outcomes; at most ``workers`` CountTokens calls run at once per loop, as on 
 
 Our CountTokens calls run with OpenTelemetry instrumentation suppressed, so they are not measured as
 user calls and never recurse into the hook.
+
+A forked child (``os.fork``, multiprocessing's fork start method, gunicorn ``--preload``, Celery
+prefork) inherits none of the pool's threads: an at-fork hook gives every live predictor fresh
+locks, counts and an empty pool there (:meth:`Predictor._after_fork_in_child`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -59,6 +64,12 @@ _QUEUE_PER_WORKER = 8
 
 #: parallel mode: how long a CountTokens worker lets the caller's just-sent request go first.
 _SEND_HEADSTART = 0.005
+
+#: The botocore event parallel mode waits for, and the one id our handler is registered under on a
+#: client: constant, so a client never carries more than one handler of ours, however many
+#: instrument() cycles it lives through (botocore ignores a second registration under one id).
+_SEND_EVENT = "before-send.bedrock-runtime"
+_SEND_HANDLER_ID = "otel-bedrock-tokens-count"
 
 # Outcomes (the ``bedrock_tokens.prediction.status`` values).
 OK = "ok"
@@ -182,6 +193,7 @@ class Prediction:
     __slots__ = (
         "_deferred",
         "_future",
+        "_generation",
         "_predictor",
         "_started",
         "_submitted",
@@ -197,6 +209,7 @@ class Prediction:
         #: parallel mode: (client, job) waiting for the request to be sent (see Predictor._defer).
         self._deferred: tuple[Any, _Job] | None = None
         self._submitted = False
+        self._generation = 0  # the predictor's generation when submitted (see Predictor.settled)
         self._started = monotonic()
         self.predicted: int | None = None
         self.outcome: str | None = None
@@ -249,7 +262,7 @@ class Prediction:
         """Record the outcome and error now, or, if CountTokens is still running, when it answers."""
         if self._deferred is not None:  # the call failed before its request was sent
             self._deferred = None
-            self._predictor.forget_pending(self)
+            _forget_pending(self)
             self.outcome, self.skip_reason = SKIPPED, "request_not_sent"
         future = self._future
         if future is not None and future.done():
@@ -291,7 +304,7 @@ class Prediction:
     def _record(self, call: Call, actual_input: int | None) -> None:
         if self._submitted:
             self._submitted = False
-            self._predictor.settled()
+            self._predictor.settled(self._generation)
         outcome = self.outcome or ERROR
         call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
 
@@ -301,18 +314,24 @@ class Predictor:
 
     def __init__(self, settings: PredictionSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._cache: OrderedDict[CacheKey, int] = OrderedDict()
         self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
+        self._closed = False  # shut down: no pool is ever started again
+        self._generation = 0  # bumped in a forked child: the parent's work in flight is not ours
+        self._fresh_process_state()
+        with _registry_lock:
+            _live_predictors.add(self)
+
+    def _fresh_process_state(self) -> None:
+        """The state that belongs to one process: locks, the pool, the counts of work in flight,
+        the sampling generator and the asyncio bookkeeping (set up again in a forked child)."""
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._pending = 0  # CountTokens calls queued or running
         self._unsettled = 0  # submitted predictions not yet recorded
-        self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._executor: ThreadPoolExecutor | None = None
-        self._random = random.Random()
-        #: parallel mode: the prediction of this thread's call in flight, released at send time.
-        self._local = threading.local()
-        self._send_handler_id = f"otel-bedrock-tokens-count-{id(self)}"
+        self._random = random.Random()  # seeded anew: a child must not sample as its parent does
         # asyncio: tasks in flight (the loop keeps only weak references), the per-loop bound on
         # running CountTokens calls, and the coroutines awaiting idleness.
         self._tasks: set[asyncio.Task[int]] = set()
@@ -321,11 +340,29 @@ class Predictor:
         )
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the pool's threads, the locks' owners and the loops' tasks stayed in
+        the parent. Start from fresh process state with nothing in flight; the parent's
+        predictions in flight settle (or not) there, never here (see :meth:`settled`).
+
+        The cache and the remembered unsupported models are kept: they are plain data about
+        Bedrock, as true in the child as in the parent (a ``--preload`` parent's warm cache serves
+        every worker), and consistent, since each change to them is one operation under the GIL
+        (a parent thread can be between two of them, never inside one); the cache is trimmed to
+        its bound again in case the fork fell between an insertion and its eviction."""
+        self._generation += 1
+        self._fresh_process_state()
+        while len(self._cache) > self.settings.cache_size:
+            self._cache.popitem(last=False)
+
     def shutdown(self) -> None:
+        """uninstrument(): stop the pool, and leave nothing of ours on the clients it served."""
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        _retire(self)
 
     def begin(
         self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
@@ -357,38 +394,26 @@ class Predictor:
         Preparing and signing a CountTokens request costs the worker about a millisecond of CPU.
         Started at call start, that competes for the GIL with the caller's own serialising and
         signing and shows in the caller's wall time; started from ``before-send``, it overlaps the
-        caller's wait for Bedrock instead. Registered first, so a handler that answers the request
-        itself (a stub) cannot skip ours."""
+        caller's wait for Bedrock instead. The handler is one module-level function, registered
+        first (so a handler that answers the request itself, a stub, cannot skip ours) under one
+        constant id: at most one per client, taken off again by the last :meth:`shutdown`."""
         try:
-            client.meta.events.register_first(
-                "before-send.bedrock-runtime", self._release_on_send, unique_id=self._send_handler_id
-            )
+            _attach_send_handler(client)
         except Exception:
             return False
         prediction._deferred = (client, job)
-        self._local.pending = prediction
+        _pending.prediction = prediction
         return True
 
-    def _release_on_send(self, **_: Any) -> None:
-        """botocore ``before-send`` handler (caller's thread): submit the deferred CountTokens once
-        (a retry sends again; the prediction is already on its way)."""
-        try:  # inside botocore's send path: nothing may escape into the caller's request
-            prediction = getattr(self._local, "pending", None)
-            if prediction is None:
-                return
-            self._local.pending = None
-            deferred, prediction._deferred = prediction._deferred, None
-            if deferred is None:
-                return
-            client, (model, count_input, key) = deferred
-            if not self._submit(prediction, client, model, count_input, key, headstart=_SEND_HEADSTART):
-                prediction.outcome, prediction.skip_reason = SKIPPED, "queue_full"
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not start a prediction at send time")
-
-    def forget_pending(self, prediction: Prediction) -> None:
-        if getattr(self._local, "pending", None) is prediction:
-            self._local.pending = None
+    def _release(self, prediction: Prediction) -> None:
+        """At send time (caller's thread): submit the deferred CountTokens once (a retry sends
+        again; the prediction is already on its way)."""
+        deferred, prediction._deferred = prediction._deferred, None
+        if deferred is None:
+            return
+        client, (model, count_input, key) = deferred
+        if not self._submit(prediction, client, model, count_input, key, headstart=_SEND_HEADSTART):
+            prediction.outcome, prediction.skip_reason = SKIPPED, "queue_full"
 
     async def begin_async(
         self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
@@ -498,24 +523,36 @@ class Predictor:
         headstart: float = 0.0,
     ) -> bool:
         with self._lock:
-            if self._pending >= self._max_pending:
+            if self._closed or self._pending >= self._max_pending:
                 return False
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.settings.workers, thread_name_prefix="bedrock-tokens-count"
                 )
             self._pending += 1
-            executor = self._executor
+            executor, generation = self._executor, self._generation
         try:
-            prediction._future = executor.submit(self._count, client, model, count_input, key, headstart)
-            prediction._submitted = True
+            prediction._future = executor.submit(
+                self._count, client, model, count_input, key, generation, headstart
+            )
         except RuntimeError:  # shut down by uninstrument() meanwhile
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
             return False
-        with self._lock:
-            self._unsettled += 1
+        self._track_submitted(prediction, generation)
         return True
+
+    def _track_submitted(self, prediction: Prediction, generation: int) -> None:
+        prediction._submitted, prediction._generation = True, generation
+        with self._lock:
+            if generation == self._generation:
+                self._unsettled += 1
+
+    def _done_counting(self, generation: int) -> None:
+        """A CountTokens call of ours ended (or never started): free its place in the queue,
+        unless it was the parent's, in flight when this process was forked from it."""
+        with self._lock:
+            if generation == self._generation:
+                self._pending -= 1
 
     def _submit_async(
         self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: CacheKey
@@ -526,21 +563,19 @@ class Predictor:
             if self._pending >= self._max_pending:
                 return False
             self._pending += 1
-        coroutine = self._count_async(client, model, count_input, key)
+            generation = self._generation
+        coroutine = self._count_async(client, model, count_input, key, generation)
         try:
             # A fresh context, like a pool thread's: the caller's span is not the prediction's parent.
             task: asyncio.Task[int] = contextvars.Context().run(loop.create_task, coroutine)
         except RuntimeError:  # the loop is shutting down
             coroutine.close()
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
             return False
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         prediction._future = task
-        prediction._submitted = True
-        with self._lock:
-            self._unsettled += 1
+        self._track_submitted(prediction, generation)
         return True
 
     def _task_done(self, task: asyncio.Task[int]) -> None:
@@ -551,7 +586,13 @@ class Predictor:
             task.exception()
 
     def _count(
-        self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey, headstart: float = 0.0
+        self,
+        client: Any,
+        model: str,
+        count_input: dict[str, Any],
+        key: CacheKey,
+        generation: int,
+        headstart: float = 0.0,
     ) -> int:
         """Runs on a worker thread, in a fresh context with instrumentation suppressed."""
         if headstart:
@@ -567,10 +608,11 @@ class Predictor:
             self._count_failed(model, error)
             raise
         finally:
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
 
-    async def _count_async(self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey) -> int:
+    async def _count_async(
+        self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey, generation: int
+    ) -> int:
         """Runs as a task on the caller's loop, in a fresh context with instrumentation suppressed;
         at most ``workers`` at once per loop, like the pool's threads."""
         try:
@@ -582,8 +624,7 @@ class Predictor:
             self._count_failed(model, error)
             raise
         finally:
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
 
     def _loop_limit(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -607,9 +648,13 @@ class Predictor:
                 if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
                     self._unsupported.pop(next(iter(self._unsupported)))
 
-    def settled(self) -> None:
-        """A submitted prediction has been recorded (on its span or late, in the metrics)."""
+    def settled(self, generation: int) -> None:
+        """A submitted prediction has been recorded (on its span or late, in the metrics). One
+        submitted before this process was forked is not counted here: the child's count of
+        predictions in flight started from zero."""
         with self._lock:
+            if generation != self._generation:
+                return
             self._unsettled -= 1
             if self._unsettled != 0:
                 return
@@ -646,3 +691,74 @@ class Predictor:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+# --- process-wide state: the send handler, and what a forked child must set up again ------------
+
+#: parallel mode: ``.prediction`` is this thread's deferred prediction, released at send time.
+_pending = threading.local()
+#: Guards the two registries below.
+_registry_lock = threading.Lock()
+#: Clients whose event system carries our send handler, so that shutdown can take it off again.
+_clients_with_handler: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Predictors not shut down: a forked child resets each; the last one out removes the handler.
+_live_predictors: weakref.WeakSet[Predictor] = weakref.WeakSet()
+
+
+def _release_on_send(**_: Any) -> None:
+    """The botocore ``before-send`` handler (caller's thread): start this thread's deferred
+    prediction, whichever predictor it belongs to. Without one (no call of ours in flight on this
+    thread, or nothing instrumented any more) it returns at once."""
+    try:  # inside botocore's send path: nothing may escape into the caller's request
+        prediction: Prediction | None = getattr(_pending, "prediction", None)
+        if prediction is None:
+            return
+        _pending.prediction = None
+        prediction._predictor._release(prediction)
+    except Exception:
+        log_internal_error(logger, "bedrock-tokens: could not start a prediction at send time")
+
+
+def _forget_pending(prediction: Prediction) -> None:
+    if getattr(_pending, "prediction", None) is prediction:
+        _pending.prediction = None
+
+
+def _attach_send_handler(client: Any) -> None:
+    """Put our send handler on ``client`` once (the check is lock-free on the hot path)."""
+    if client in _clients_with_handler:
+        return
+    with _registry_lock:
+        client.meta.events.register_first(_SEND_EVENT, _release_on_send, unique_id=_SEND_HANDLER_ID)
+        _clients_with_handler.add(client)
+
+
+def _retire(predictor: Predictor) -> None:
+    """A predictor shut down. When it was the last one, take our send handler off every client
+    that carries it: an uninstrumented client keeps nothing of ours."""
+    with _registry_lock:
+        _live_predictors.discard(predictor)
+        if _live_predictors:
+            return
+        for client in list(_clients_with_handler):
+            with contextlib.suppress(Exception):
+                client.meta.events.unregister(_SEND_EVENT, _release_on_send, unique_id=_SEND_HANDLER_ID)
+        _clients_with_handler.clear()
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook, registered once per process: the forked child gets fresh
+    locks and thread-local state, and every live predictor fresh process state (its pool's
+    threads did not survive the fork; without this its queue fills and never drains)."""
+    global _pending, _registry_lock
+    try:
+        _pending = threading.local()
+        _registry_lock = threading.Lock()
+        for predictor in list(_live_predictors):
+            predictor._after_fork_in_child()
+    except Exception:
+        log_internal_error(logger, "bedrock-tokens: could not reset prediction state after fork")
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
