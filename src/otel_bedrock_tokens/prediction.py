@@ -132,6 +132,36 @@ def count_tokens_input(api_operation: str, params: Mapping[str, Any]) -> dict[st
     return {"converse": converse} if "messages" in converse else None
 
 
+def request_size(api_operation: str, params: Mapping[str, Any], stop_above: int) -> int:
+    """The size in bytes (characters for text) of what CountTokens would be sent for a request,
+    without copying or serialising it; the count stops once it is past ``stop_above``.
+
+    For InvokeModel that is the body's length; for Converse, the lengths of every string and byte
+    string among the counted fields' values (images and documents included), walked iteratively:
+    a cheap lower bound of the JSON, enough to tell a 50 MB request from a 1 MB one."""
+    if api_operation in ("InvokeModel", "InvokeModelWithResponseStream"):
+        body = params.get("body")
+        return len(body) if isinstance(body, (bytes, bytearray, str)) else 0
+    size = 0
+    stack: list[Any] = [params[key] for key in _CONVERSE_FIELDS if key in params]
+    while stack and size <= stop_above:
+        item = stack.pop()
+        kind = type(item)  # exact types first: this runs on every predicted Converse call
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is str or kind is bytes:
+            size += len(item)
+        elif isinstance(item, (str, bytes, bytearray)):
+            size += len(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return size
+
+
 #: A cache key: the whole count-model id, the kind of CountTokens input, and a digest of the input.
 #: The model id is a tuple member, never hashed into 16 bytes of ``person=`` (which truncated it, and
 #: so gave every ``anthropic.claude...`` id one shared cache).
@@ -450,10 +480,19 @@ class Predictor:
             prediction.outcome = SAMPLED_OUT
             return prediction, None
         model = count_model_id(request, settings.model_map)
-        count_input = count_tokens_input(request.api_operation, params) if model else None
+        limit = settings.max_body_bytes
+        count_input: dict[str, Any] | None = None
+        skip_reason = "body_not_countable"
+        if model is None:
+            skip_reason = "opaque_model_id"
+        elif limit and request_size(request.api_operation, params, limit) > limit:
+            # Hashing it for the cache, and a CountTokens request of it (base64 in JSON), would
+            # cost a large body's caller time and several copies of it: predict none.
+            skip_reason = "too_large"
+        else:
+            count_input = count_tokens_input(request.api_operation, params)
         if model is None or count_input is None:
-            prediction.outcome = SKIPPED
-            prediction.skip_reason = "opaque_model_id" if model is None else "body_not_countable"
+            prediction.outcome, prediction.skip_reason = SKIPPED, skip_reason
             return prediction, None
         if self._is_unsupported(model):
             prediction.outcome = UNSUPPORTED
