@@ -151,9 +151,7 @@ def request_size(api_operation: str, params: Mapping[str, Any], stop_above: int)
             stack.extend(item.values())
         elif kind is list:
             stack.extend(item)
-        elif kind is str or kind is bytes:
-            size += len(item)
-        elif isinstance(item, (str, bytes, bytearray)):
+        elif kind is str or kind is bytes or isinstance(item, (str, bytes, bytearray)):
             size += len(item)
         elif isinstance(item, Mapping):
             stack.extend(item.values())
