@@ -12,6 +12,10 @@ and outcomes; at most ``workers`` CountTokens calls run at once per loop, as on 
 
 Our CountTokens calls run with OpenTelemetry instrumentation suppressed, so they are not measured as
 user calls and never recurse into the hook.
+
+A forked child (``os.fork``, multiprocessing's fork start method, gunicorn ``--preload``, Celery
+prefork) inherits none of the pool's threads: an at-fork hook gives every live predictor fresh
+locks, counts and an empty pool there (:meth:`Predictor._after_fork_in_child`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -59,6 +64,12 @@ _QUEUE_PER_WORKER = 8
 
 #: parallel mode: how long a CountTokens worker lets the caller's just-sent request go first.
 _SEND_HEADSTART = 0.005
+
+#: The botocore event parallel mode waits for, and the one id our handler is registered under on a
+#: client: constant, so a client never carries more than one handler of ours, however many
+#: instrument() cycles it lives through (botocore ignores a second registration under one id).
+_SEND_EVENT = "before-send.bedrock-runtime"
+_SEND_HANDLER_ID = "otel-bedrock-tokens-count"
 
 # Outcomes (the ``bedrock_tokens.prediction.status`` values).
 OK = "ok"
@@ -121,14 +132,55 @@ def count_tokens_input(api_operation: str, params: Mapping[str, Any]) -> dict[st
     return {"converse": converse} if "messages" in converse else None
 
 
-def _digest(model: str, count_input: Mapping[str, Any]) -> bytes:
+def request_size(api_operation: str, params: Mapping[str, Any], stop_above: int) -> int:
+    """The size in bytes (characters for text) of what CountTokens would be sent for a request,
+    without copying or serialising it; the count stops once it is past ``stop_above``.
+
+    For InvokeModel that is the body's length; for Converse, the lengths of every string and byte
+    string among the counted fields' values (images and documents included), walked iteratively:
+    a cheap lower bound of the JSON, enough to tell a 50 MB request from a 1 MB one."""
+    if api_operation in ("InvokeModel", "InvokeModelWithResponseStream"):
+        body = params.get("body")
+        return len(body) if isinstance(body, (bytes, bytearray, str)) else 0
+    size = 0
+    stack: list[Any] = [params[key] for key in _CONVERSE_FIELDS if key in params]
+    while stack and size <= stop_above:
+        item = stack.pop()
+        kind = type(item)  # exact types first: this runs on every predicted Converse call
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is str or kind is bytes or isinstance(item, (str, bytes, bytearray)):
+            size += len(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return size
+
+
+#: A cache key: the whole count-model id, the kind of CountTokens input, and a digest of the input.
+#: The model id is a tuple member, never hashed into 16 bytes of ``person=`` (which truncated it, and
+#: so gave every ``anthropic.claude...`` id one shared cache).
+CacheKey = tuple[str, str, bytes]
+_NO_KEY: CacheKey = ("", "", b"")
+
+
+def cache_key(model: str, count_input: Mapping[str, Any]) -> CacheKey:
+    """The cache key of one CountTokens question: two different models never share one."""
     invoke = count_input.get("invokeModel")
     if invoke is not None:
         payload: bytes = invoke["body"]
+        kind = "invokeModel"
     else:
         payload = json.dumps(count_input, sort_keys=True, default=repr).encode()
-    return hashlib.blake2b(payload, digest_size=16, person=model.encode()[:16]).digest()
+        kind = "converse"
+    return model, kind, hashlib.blake2b(payload, digest_size=16).digest()
 
+
+#: A CountTokens call still to make: (count-model id, CountTokens input, cache key).
+_Job = tuple[str, dict[str, Any], CacheKey]
 
 #: A prediction in flight: a thread pool future (botocore) or a task on the caller's loop (aiobotocore).
 #: Both have done() / cancelled() / exception() / result() / add_done_callback(fn(future)).
@@ -187,6 +239,7 @@ class Prediction:
     __slots__ = (
         "_deferred",
         "_future",
+        "_generation",
         "_predictor",
         "_started",
         "_submitted",
@@ -200,8 +253,9 @@ class Prediction:
         self._predictor = predictor
         self._future: PendingCount | None = None
         #: parallel mode: (client, job) waiting for the request to be sent (see Predictor._defer).
-        self._deferred: tuple[Any, tuple[str, dict[str, Any], bytes]] | None = None
+        self._deferred: tuple[Any, _Job] | None = None
         self._submitted = False
+        self._generation = 0  # the predictor's generation when submitted (see Predictor.settled)
         self._started = monotonic()
         self.predicted: int | None = None
         self.outcome: str | None = None
@@ -254,7 +308,7 @@ class Prediction:
         """Record the outcome and error now, or, if CountTokens is still running, when it answers."""
         if self._deferred is not None:  # the call failed before its request was sent
             self._deferred = None
-            self._predictor.forget_pending(self)
+            _forget_pending(self)
             self.outcome, self.skip_reason = SKIPPED, "request_not_sent"
         future = self._future
         if future is not None and future.done():
@@ -299,7 +353,7 @@ class Prediction:
     def _record(self, call: Call, actual_input: int | None) -> None:
         if self._submitted:
             self._submitted = False
-            self._predictor.settled()
+            self._predictor.settled(self._generation)
         outcome = self.outcome or ERROR
         call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
 
@@ -309,18 +363,24 @@ class Predictor:
 
     def __init__(self, settings: PredictionSettings) -> None:
         self.settings = settings
+        self._max_pending = settings.workers * _QUEUE_PER_WORKER
+        self._cache: OrderedDict[CacheKey, int] = OrderedDict()
+        self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
+        self._closed = False  # shut down: no pool is ever started again
+        self._generation = 0  # bumped in a forked child: the parent's work in flight is not ours
+        self._fresh_process_state()
+        with _registry_lock:
+            _live_predictors.add(self)
+
+    def _fresh_process_state(self) -> None:
+        """The state that belongs to one process: locks, the pool, the counts of work in flight,
+        the sampling generator and the asyncio bookkeeping (set up again in a forked child)."""
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._cache: OrderedDict[bytes, int] = OrderedDict()
-        self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
         self._pending = 0  # CountTokens calls queued or running
         self._unsettled = 0  # submitted predictions not yet recorded
-        self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._executor: ThreadPoolExecutor | None = None
-        self._random = random.Random()
-        #: parallel mode: the prediction of this thread's call in flight, released at send time.
-        self._local = threading.local()
-        self._send_handler_id = f"otel-bedrock-tokens-count-{id(self)}"
+        self._random = random.Random()  # seeded anew: a child must not sample as its parent does
         # asyncio: tasks in flight (the loop keeps only weak references), the per-loop bound on
         # running CountTokens calls, and the coroutines awaiting idleness.
         self._tasks: set[asyncio.Task[int]] = set()
@@ -329,11 +389,29 @@ class Predictor:
         )
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the pool's threads, the locks' owners and the loops' tasks stayed in
+        the parent. Start from fresh process state with nothing in flight; the parent's
+        predictions in flight settle (or not) there, never here (see :meth:`settled`).
+
+        The cache and the remembered unsupported models are kept: they are plain data about
+        Bedrock, as true in the child as in the parent (a ``--preload`` parent's warm cache serves
+        every worker), and consistent, since each change to them is one operation under the GIL
+        (a parent thread can be between two of them, never inside one); the cache is trimmed to
+        its bound again in case the fork fell between an insertion and its eviction."""
+        self._generation += 1
+        self._fresh_process_state()
+        while len(self._cache) > self.settings.cache_size:
+            self._cache.popitem(last=False)
+
     def shutdown(self) -> None:
+        """uninstrument(): stop the pool, and leave nothing of ours on the clients it served."""
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        _retire(self)
 
     def begin(
         self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
@@ -359,44 +437,32 @@ class Predictor:
             self._guard(request, prediction)
         return prediction
 
-    def _defer(self, prediction: Prediction, client: Any, job: tuple[str, dict[str, Any], bytes]) -> bool:
+    def _defer(self, prediction: Prediction, client: Any, job: _Job) -> bool:
         """parallel mode: start CountTokens when the caller's request is sent, not before.
 
         Preparing and signing a CountTokens request costs the worker about a millisecond of CPU.
         Started at call start, that competes for the GIL with the caller's own serialising and
         signing and shows in the caller's wall time; started from ``before-send``, it overlaps the
-        caller's wait for Bedrock instead. Registered first, so a handler that answers the request
-        itself (a stub) cannot skip ours."""
+        caller's wait for Bedrock instead. The handler is one module-level function, registered
+        first (so a handler that answers the request itself, a stub, cannot skip ours) under one
+        constant id: at most one per client, taken off again by the last :meth:`shutdown`."""
         try:
-            client.meta.events.register_first(
-                "before-send.bedrock-runtime", self._release_on_send, unique_id=self._send_handler_id
-            )
+            _attach_send_handler(client)
         except Exception:
             return False
         prediction._deferred = (client, job)
-        self._local.pending = prediction
+        _pending.prediction = prediction
         return True
 
-    def _release_on_send(self, **_: Any) -> None:
-        """botocore ``before-send`` handler (caller's thread): submit the deferred CountTokens once
-        (a retry sends again; the prediction is already on its way)."""
-        try:  # inside botocore's send path: nothing may escape into the caller's request
-            prediction = getattr(self._local, "pending", None)
-            if prediction is None:
-                return
-            self._local.pending = None
-            deferred, prediction._deferred = prediction._deferred, None
-            if deferred is None:
-                return
-            client, (model, count_input, key) = deferred
-            if not self._submit(prediction, client, model, count_input, key, headstart=_SEND_HEADSTART):
-                prediction.outcome, prediction.skip_reason = SKIPPED, "queue_full"
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not start a prediction at send time")
-
-    def forget_pending(self, prediction: Prediction) -> None:
-        if getattr(self._local, "pending", None) is prediction:
-            self._local.pending = None
+    def _release(self, prediction: Prediction) -> None:
+        """At send time (caller's thread): submit the deferred CountTokens once (a retry sends
+        again; the prediction is already on its way)."""
+        deferred, prediction._deferred = prediction._deferred, None
+        if deferred is None:
+            return
+        client, (model, count_input, key) = deferred
+        if not self._submit(prediction, client, model, count_input, key, headstart=_SEND_HEADSTART):
+            prediction.outcome, prediction.skip_reason = SKIPPED, "queue_full"
 
     async def begin_async(
         self, client: Any, request: RequestFacts, params: Mapping[str, Any], call: Call
@@ -420,7 +486,7 @@ class Predictor:
 
     def _prepare(
         self, request: RequestFacts, params: Mapping[str, Any], call: Call
-    ) -> tuple[Prediction, tuple[str, dict[str, Any], bytes] | None] | None:
+    ) -> tuple[Prediction, _Job | None] | None:
         """Everything before CountTokens is sent, for both paths: sampling, what to count, remembered
         unsupported models, the cache. Returns the prediction (already on ``call``) and the CountTokens
         job still to run (model, input, cache key), or ``None`` for an operation never predicted."""
@@ -433,16 +499,25 @@ class Predictor:
             prediction.outcome = SAMPLED_OUT
             return prediction, None
         model = count_model_id(request, settings.model_map)
-        count_input = count_tokens_input(request.api_operation, params) if model else None
+        limit = settings.max_body_bytes
+        count_input: dict[str, Any] | None = None
+        skip_reason = "body_not_countable"
+        if model is None:
+            skip_reason = "opaque_model_id"
+        elif limit and request_size(request.api_operation, params, limit) > limit:
+            # Hashing it for the cache, and a CountTokens request of it (base64 in JSON), would
+            # cost a large body's caller time and several copies of it: predict none.
+            skip_reason = "too_large"
+        else:
+            count_input = count_tokens_input(request.api_operation, params)
         if model is None or count_input is None:
-            prediction.outcome = SKIPPED
-            prediction.skip_reason = "opaque_model_id" if model is None else "body_not_countable"
+            prediction.outcome, prediction.skip_reason = SKIPPED, skip_reason
             return prediction, None
         if self._is_unsupported(model):
             prediction.outcome = UNSUPPORTED
             prediction.skip_reason = "remembered_unsupported"
             return prediction, None
-        key = _digest(model, count_input) if settings.cache_size else b""
+        key = cache_key(model, count_input) if settings.cache_size else _NO_KEY
         cached = self._cached(key) if settings.cache_size else None
         if cached is not None:
             prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
@@ -470,14 +545,14 @@ class Predictor:
                 raise RefuseRequest(error) from None
         raise RefuseRequest(TokenBudgetExceeded(request.model_id, predicted, limit))
 
-    def _cached(self, key: bytes) -> int | None:
+    def _cached(self, key: CacheKey) -> int | None:
         with self._lock:
             value = self._cache.get(key)
             if value is not None:
                 self._cache.move_to_end(key)
             return value
 
-    def _remember(self, key: bytes, predicted: int) -> None:
+    def _remember(self, key: CacheKey, predicted: int) -> None:
         if not self.settings.cache_size:
             return
         with self._lock:
@@ -502,31 +577,43 @@ class Predictor:
         client: Any,
         model: str,
         count_input: dict[str, Any],
-        key: bytes,
+        key: CacheKey,
         headstart: float = 0.0,
     ) -> bool:
         with self._lock:
-            if self._pending >= self._max_pending:
+            if self._closed or self._pending >= self._max_pending:
                 return False
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.settings.workers, thread_name_prefix="bedrock-tokens-count"
                 )
             self._pending += 1
-            executor = self._executor
+            executor, generation = self._executor, self._generation
         try:
-            prediction._future = executor.submit(self._count, client, model, count_input, key, headstart)
-            prediction._submitted = True
+            prediction._future = executor.submit(
+                self._count, client, model, count_input, key, generation, headstart
+            )
         except RuntimeError:  # shut down by uninstrument() meanwhile
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
             return False
-        with self._lock:
-            self._unsettled += 1
+        self._track_submitted(prediction, generation)
         return True
 
+    def _track_submitted(self, prediction: Prediction, generation: int) -> None:
+        prediction._submitted, prediction._generation = True, generation
+        with self._lock:
+            if generation == self._generation:
+                self._unsettled += 1
+
+    def _done_counting(self, generation: int) -> None:
+        """A CountTokens call of ours ended (or never started): free its place in the queue,
+        unless it was the parent's, in flight when this process was forked from it."""
+        with self._lock:
+            if generation == self._generation:
+                self._pending -= 1
+
     def _submit_async(
-        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: bytes
+        self, prediction: Prediction, client: Any, model: str, count_input: dict[str, Any], key: CacheKey
     ) -> bool:
         """Start CountTokens as a task on the running loop, within the same bound as the pool's queue."""
         loop = asyncio.get_running_loop()
@@ -534,21 +621,19 @@ class Predictor:
             if self._pending >= self._max_pending:
                 return False
             self._pending += 1
-        coroutine = self._count_async(client, model, count_input, key)
+            generation = self._generation
+        coroutine = self._count_async(client, model, count_input, key, generation)
         try:
             # A fresh context, like a pool thread's: the caller's span is not the prediction's parent.
             task: asyncio.Task[int] = contextvars.Context().run(loop.create_task, coroutine)
         except RuntimeError:  # the loop is shutting down
             coroutine.close()
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
             return False
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         prediction._future = task
-        prediction._submitted = True
-        with self._lock:
-            self._unsettled += 1
+        self._track_submitted(prediction, generation)
         return True
 
     def _task_done(self, task: asyncio.Task[int]) -> None:
@@ -559,7 +644,13 @@ class Predictor:
             task.exception()
 
     def _count(
-        self, client: Any, model: str, count_input: dict[str, Any], key: bytes, headstart: float = 0.0
+        self,
+        client: Any,
+        model: str,
+        count_input: dict[str, Any],
+        key: CacheKey,
+        generation: int,
+        headstart: float = 0.0,
     ) -> int:
         """Runs on a worker thread, in a fresh context with instrumentation suppressed."""
         if headstart:
@@ -575,10 +666,11 @@ class Predictor:
             self._count_failed(model, error)
             raise
         finally:
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
 
-    async def _count_async(self, client: Any, model: str, count_input: dict[str, Any], key: bytes) -> int:
+    async def _count_async(
+        self, client: Any, model: str, count_input: dict[str, Any], key: CacheKey, generation: int
+    ) -> int:
         """Runs as a task on the caller's loop, in a fresh context with instrumentation suppressed;
         at most ``workers`` at once per loop, like the pool's threads."""
         try:
@@ -590,8 +682,7 @@ class Predictor:
             self._count_failed(model, error)
             raise
         finally:
-            with self._lock:
-                self._pending -= 1
+            self._done_counting(generation)
 
     def _loop_limit(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -601,7 +692,7 @@ class Predictor:
                 limit = self._limits[loop] = asyncio.Semaphore(self.settings.workers)
             return limit
 
-    def _counted(self, key: bytes, response: Mapping[str, Any]) -> int:
+    def _counted(self, key: CacheKey, response: Mapping[str, Any]) -> int:
         predicted = response["inputTokens"]
         if type(predicted) is not int or predicted < 0:
             raise ValueError(f"CountTokens answered {predicted!r}")
@@ -615,9 +706,13 @@ class Predictor:
                 if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
                     self._unsupported.pop(next(iter(self._unsupported)))
 
-    def settled(self) -> None:
-        """A submitted prediction has been recorded (on its span or late, in the metrics)."""
+    def settled(self, generation: int) -> None:
+        """A submitted prediction has been recorded (on its span or late, in the metrics). One
+        submitted before this process was forked is not counted here: the child's count of
+        predictions in flight started from zero."""
         with self._lock:
+            if generation != self._generation:
+                return
             self._unsettled -= 1
             if self._unsettled != 0:
                 return
@@ -654,3 +749,74 @@ class Predictor:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+# --- process-wide state: the send handler, and what a forked child must set up again ------------
+
+#: parallel mode: ``.prediction`` is this thread's deferred prediction, released at send time.
+_pending = threading.local()
+#: Guards the two registries below.
+_registry_lock = threading.Lock()
+#: Clients whose event system carries our send handler, so that shutdown can take it off again.
+_clients_with_handler: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Predictors not shut down: a forked child resets each; the last one out removes the handler.
+_live_predictors: weakref.WeakSet[Predictor] = weakref.WeakSet()
+
+
+def _release_on_send(**_: Any) -> None:
+    """The botocore ``before-send`` handler (caller's thread): start this thread's deferred
+    prediction, whichever predictor it belongs to. Without one (no call of ours in flight on this
+    thread, or nothing instrumented any more) it returns at once."""
+    try:  # inside botocore's send path: nothing may escape into the caller's request
+        prediction: Prediction | None = getattr(_pending, "prediction", None)
+        if prediction is None:
+            return
+        _pending.prediction = None
+        prediction._predictor._release(prediction)
+    except Exception:
+        log_internal_error(logger, "bedrock-tokens: could not start a prediction at send time")
+
+
+def _forget_pending(prediction: Prediction) -> None:
+    if getattr(_pending, "prediction", None) is prediction:
+        _pending.prediction = None
+
+
+def _attach_send_handler(client: Any) -> None:
+    """Put our send handler on ``client`` once (the check is lock-free on the hot path)."""
+    if client in _clients_with_handler:
+        return
+    with _registry_lock:
+        client.meta.events.register_first(_SEND_EVENT, _release_on_send, unique_id=_SEND_HANDLER_ID)
+        _clients_with_handler.add(client)
+
+
+def _retire(predictor: Predictor) -> None:
+    """A predictor shut down. When it was the last one, take our send handler off every client
+    that carries it: an uninstrumented client keeps nothing of ours."""
+    with _registry_lock:
+        _live_predictors.discard(predictor)
+        if _live_predictors:
+            return
+        for client in list(_clients_with_handler):
+            with contextlib.suppress(Exception):
+                client.meta.events.unregister(_SEND_EVENT, _release_on_send, unique_id=_SEND_HANDLER_ID)
+        _clients_with_handler.clear()
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook, registered once per process: the forked child gets fresh
+    locks and thread-local state, and every live predictor fresh process state (its pool's
+    threads did not survive the fork; without this its queue fills and never drains)."""
+    global _pending, _registry_lock
+    try:
+        _pending = threading.local()
+        _registry_lock = threading.Lock()
+        for predictor in list(_live_predictors):
+            predictor._after_fork_in_child()
+    except Exception:
+        log_internal_error(logger, "bedrock-tokens: could not reset prediction state after fork")
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

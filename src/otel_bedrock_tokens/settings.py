@@ -34,6 +34,8 @@ DOCS: dict[str, str] = {
     "count_tokens_remember_seconds": "how long a model that cannot be counted is not asked again "
     "(default 600).",
     "count_tokens_model_map": "opaque model id -> foundation model id, as id=model,id2=model2.",
+    "count_tokens_max_body_bytes": "requests larger than this are not predicted (skip_reason "
+    "too_large), 0 for no limit (default 1000000).",
     "max_input_tokens": "budget guard (needs count_tokens=before): a number, or model=number,...,*=number.",
 }
 
@@ -154,6 +156,7 @@ class PredictionSettings:
     cache_size: int = 1024
     remember_seconds: float = 600.0
     model_map: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 1_000_000
     budget: Mapping[str, int] = field(default_factory=dict)
     on_budget_exceeded: Callable[..., Any] | None = None
 
@@ -176,6 +179,7 @@ class Settings:
             cache_size=_integer(source, "count_tokens_cache_size", 1024, 0, 1_000_000),
             remember_seconds=_number(source, "count_tokens_remember_seconds", 600.0, 0.0, 86_400.0),
             model_map=_mapping(source, "count_tokens_model_map"),
+            max_body_bytes=_integer(source, "count_tokens_max_body_bytes", 1_000_000, 0, 1 << 40),
             budget=_budget(source),
             on_budget_exceeded=_callback(kwargs, "on_budget_exceeded"),
         )
