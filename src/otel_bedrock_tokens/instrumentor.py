@@ -19,6 +19,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from ._hooks import BedrockHook
+from ._logging import log_internal_error
 from .operations import OPERATIONS
 from .prediction import Predictor
 from .settings import Settings
@@ -113,7 +114,7 @@ class _AioPatch:
             self.applied, self.target = aio_hook, target
         except Exception:
             # An aiobotocore too different from the one we know: sync clients are still measured.
-            logger.warning("bedrock-tokens: could not instrument aiobotocore", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not instrument aiobotocore", logging.WARNING)
 
     def remove(self) -> None:
         self.cancelled = True
