@@ -116,8 +116,10 @@ def _as_float(value: object) -> float:
     """``value`` as a float; NaN for anything that is not a plain number or a decimal string."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return math.nan
-    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
-        return math.nan
+    if isinstance(value, str):
+        value = value.strip()
+        if not _DECIMAL.fullmatch(value):
+            return math.nan
     try:
         return float(value)
     except (ValueError, OverflowError):  # OverflowError: an int beyond a float's range
