@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
+from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 
 from .conftest import Telemetry, make_telemetry
 from .replay import Replayer, replay_server
@@ -95,20 +96,18 @@ def uninstrumented(call: Callable[[], Any], view: Callable[[Any], Any] = app_vie
 
 
 class InternalErrors(logging.Handler):
-    """Collects every log record of ours that carries an exception (an error we swallowed)."""
+    """Collects every log record of ours that reports an exception (an error we swallowed)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info:
+        if hasattr(record, ERROR_TYPE_ATTRIBUTE):
             self.records.append(record)
 
     def describe(self) -> list[str]:
-        return [
-            f"{record.getMessage()}: {record.exc_info[1]!r}" for record in self.records if record.exc_info
-        ]
+        return [record.getMessage() for record in self.records]
 
 
 @contextmanager

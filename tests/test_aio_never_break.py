@@ -24,6 +24,7 @@ from botocore.exceptions import ParamValidationError
 from opentelemetry.trace import StatusCode
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, _aio_hooks, aio_streams, operations, streams
+from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
 from .aio_support import CLAUDE, aio_client, call_recorded_async, messages, run
@@ -76,7 +77,9 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 
 def _debug_logged(caplog: pytest.LogCaptureFixture) -> bool:
     return any(
-        record.levelno == logging.DEBUG and record.name.startswith(LOGGER) and record.exc_info
+        record.levelno == logging.DEBUG
+        and record.name.startswith(LOGGER)
+        and hasattr(record, ERROR_TYPE_ATTRIBUTE)
         for record in caplog.records
     )
 

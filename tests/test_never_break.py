@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 from opentelemetry.trace import StatusCode
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, operations
+from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
 from .conftest import Telemetry
@@ -203,7 +204,9 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 
 def _debug_logged(caplog: pytest.LogCaptureFixture) -> bool:
     return any(
-        record.levelno == logging.DEBUG and record.name.startswith(LOGGER) and record.exc_info
+        record.levelno == logging.DEBUG
+        and record.name.startswith(LOGGER)
+        and hasattr(record, ERROR_TYPE_ATTRIBUTE)
         for record in caplog.records
     )
 

@@ -52,8 +52,11 @@ def _json_documents(text: str) -> list[Any]:
     return found
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+def _instrument(
+    tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """``opentelemetry-instrument python app.py`` with console exporters and ``settings`` added to a
+    clean ``OTEL_*`` environment."""
     pytest.importorskip("opentelemetry.distro", reason="opentelemetry-distro provides the SDK configurator")
     script = tmp_path_factory.mktemp("zero_code") / "app.py"
     script.write_text(SCRIPT)
@@ -63,8 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess
         OTEL_METRICS_EXPORTER="console",
         OTEL_LOGS_EXPORTER="none",
         OTEL_SERVICE_NAME="zero-code-test",
-        # Only ours: the official botocore instrumentation would add its own span.
-        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="botocore,aiobotocore",
+        **settings,
     )
     return subprocess.run(
         [str(INSTRUMENT), sys.executable, str(script)],
@@ -75,6 +77,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+    # Only ours: the official botocore instrumentation would add its own span.
+    return _instrument(tmp_path_factory, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="botocore,aiobotocore")
+
+
+@pytest.fixture(scope="module")
+def bad_setting_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+    """A bad value for one of our settings, and the official botocore instrumentation on too."""
+    return _instrument(tmp_path_factory, OTEL_BEDROCK_TOKENS_COUNT_TOKENS="bogus")
 
 
 def _our_spans(run: subprocess.CompletedProcess[str]) -> list[Any]:
@@ -116,3 +130,38 @@ def test_console_shows_our_token_metric(run: subprocess.CompletedProcess[str]) -
 def test_nothing_written_to_stderr_by_the_instrumentation(run: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in run.stderr
     assert "bedrock_tokens" not in run.stderr
+
+
+# --- a bad setting under zero-code (issue 13 item 8) --------------------------------------------------
+
+
+def _official_spans(run: subprocess.CompletedProcess[str]) -> list[Any]:
+    return [
+        doc
+        for doc in _json_documents(run.stdout)
+        if isinstance(doc, dict) and doc.get("attributes", {}).get("rpc.system") == "aws-api"
+    ]
+
+
+def test_a_bad_setting_is_one_error_line_naming_it(bad_setting_run: subprocess.CompletedProcess[str]) -> None:
+    assert bad_setting_run.returncode == 0, bad_setting_run.stderr[-3000:]
+    assert "Failed to auto initialize" not in bad_setting_run.stderr
+    (line,) = [line for line in bad_setting_run.stderr.splitlines() if "OTEL_BEDROCK_TOKENS" in line]
+    assert "OTEL_BEDROCK_TOKENS_COUNT_TOKENS must be one of off, parallel, before; got 'bogus'" in line
+    assert "Traceback" not in bad_setting_run.stderr
+
+
+def test_a_bad_setting_leaves_ours_on_with_its_default(
+    bad_setting_run: subprocess.CompletedProcess[str],
+) -> None:
+    assert "SCRIPT-BODY-SAME" in bad_setting_run.stdout
+    (span,) = _our_spans(bad_setting_run)
+    assert span["attributes"]["gen_ai.usage.input_tokens"] == 17
+    assert "bedrock_tokens.prediction.status" not in span["attributes"]  # count_tokens: off
+
+
+def test_a_bad_setting_of_ours_leaves_the_other_instrumentations_on(
+    bad_setting_run: subprocess.CompletedProcess[str],
+) -> None:
+    (span,) = _official_spans(bad_setting_run)
+    assert span["attributes"]["rpc.service"] == "Bedrock Runtime"

@@ -5,15 +5,18 @@ credentials (access key, secret key, session token), with our instrumentation on
 prediction in ``parallel`` mode (the replay server answers CountTokens too), our loggers at DEBUG.
 Streams are read to the end. Then everything that left through OpenTelemetry or our loggers is
 searched: span names, span attributes (keys and values), events and status descriptions; every metric
-point's attributes; every log record of ``otel_bedrock_tokens`` with its formatted traceback. None may
+point's attributes; every log record of ``otel_bedrock_tokens``, fully formatted. None may
 contain a snippet of any prompt or response text of the recording (request and response bodies,
 stream chunks decoded), the credentials, or the ``Authorization`` header the client sent (nor its
 signature).
 
 Three runs: normal; with span start forced to fail; with span end forced to fail. A forced failure
-raises an exception whose message is the ``repr`` of everything our code holds at that point (the
-request facts; the response facts and stream attributes), so the debug log then shows that none of
-what we extract from a call carries content.
+adds the ``repr`` of everything our code holds at that point (the request facts; the response facts
+and stream attributes) to the searched text, so the search shows that none of what we extract from
+a call carries content, and raises an exception quoting it, which our log must not quote.
+
+Then our log alone: whatever exception an internal failure raises, whatever it chains, our log
+carries our message, exception types and code locations, never an exception's text.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from opentelemetry.sdk.trace import SpanProcessor
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, telemetry
 
@@ -318,12 +322,15 @@ def test_nothing_leaks_from_normal_calls(logs: Captured) -> None:
 
 def test_nothing_leaks_when_span_start_fails(logs: Captured, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_start(self: Any, request: Any) -> Any:
+        logs.lines.append(repr(request))  # what our code holds is searched as if it were logged
         raise RuntimeError(f"forced failure at span start, holding {request!r}")
 
     monkeypatch.setattr(telemetry.Telemetry, "start", failing_start)
     exported = replay_everything(make_telemetry(), logs)
-    assert logs.records > 100  # the forced failures were logged, with their messages
-    assert "forced failure at span start" in "\n".join(exported.values())
+    assert logs.records > 100  # the forced failures were logged: their type, not their message
+    joined = "\n".join(exported.values())
+    assert "RuntimeError raised at" in joined and "forced failure" not in joined
+    assert "RequestFacts(" in joined
     check(exported)
 
 
@@ -332,12 +339,16 @@ def test_nothing_leaks_when_span_end_fails(logs: Captured, monkeypatch: pytest.M
 
     def failing_end(self: Any, response: Any, error_type: Any = None, extra: Any = None) -> Any:
         real_end(self, None, "forced")  # the span still ends, so the next call starts clean
-        raise RuntimeError(f"forced failure at span end, holding {response!r} {error_type!r} {extra!r}")
+        held = f"{response!r} {error_type!r} {extra!r}"
+        logs.lines.append(held)  # what our code holds is searched as if it were logged
+        raise RuntimeError(f"forced failure at span end, holding {held}")
 
     monkeypatch.setattr(telemetry.Call, "end", failing_end)
     exported = replay_everything(make_telemetry(), logs)
     assert logs.records > 100
-    assert "forced failure at span end" in "\n".join(exported.values())
+    joined = "\n".join(exported.values())
+    assert "RuntimeError raised at" in joined and "forced failure" not in joined
+    assert "ResponseFacts(" in joined
     check(exported)
 
 
@@ -367,3 +378,146 @@ def test_a_failed_call_whose_error_quotes_the_prompt_does_not_reach_our_log(
         instrumentor.uninstrument()
     assert logs.records == 1  # our failure was logged...
     assert secret not in "\n".join(logs.lines)  # ...without the prompt
+
+
+# --- our debug log quotes no exception text (issue 13 item 7) -----------------------------------
+
+MARKER = "SECRET-MARKER-91c2"
+
+
+def _app_error() -> BaseException:
+    """The app's exception being handled while our code ends the failed call's span."""
+    import sys
+
+    from botocore.exceptions import ParamValidationError
+
+    error = sys.exc_info()[1]
+    assert isinstance(error, ParamValidationError) and MARKER in str(error)
+    return error
+
+
+def _cause_chains_the_app_error() -> None:
+    # The common exporter pattern: wrap the inner failure; the inner one chains the app's error.
+    try:
+        raise ValueError("inner failure")
+    except ValueError as inner:
+        raise RuntimeError("export failed") from inner
+
+
+def _context_is_the_app_error() -> None:
+    raise RuntimeError("export failed")
+
+
+def _cause_of_cause_is_the_app_error() -> None:
+    inner = ValueError("inner failure")
+    inner.__cause__ = _app_error()
+    raise RuntimeError("export failed") from inner
+
+
+def _marker_in_the_raised_message() -> None:
+    raise RuntimeError(f"export failed for {MARKER}")
+
+
+def _marker_in_the_cause_message() -> None:
+    raise RuntimeError("export failed") from ValueError(f"bad value {MARKER}")
+
+
+class _FailingProcessor(SpanProcessor):
+    """A span processor whose ``on_end`` raises the way ``raising`` does."""
+
+    def __init__(self, raising: Any) -> None:
+        self.raising = raising
+
+    def on_end(self, span: Any) -> None:
+        self.raising()
+
+
+def _everything_logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record of every logger, formatted fully (tracebacks and stack info included)."""
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return "\n".join(formatter.format(record) for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "raising",
+    [
+        _cause_chains_the_app_error,
+        _context_is_the_app_error,
+        _cause_of_cause_is_the_app_error,
+        _marker_in_the_raised_message,
+        _marker_in_the_cause_message,
+    ],
+)
+def test_no_exception_text_reaches_our_log(raising: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    record = make_telemetry()
+    record.tracer_provider.add_span_processor(_FailingProcessor(raising))
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(tracer_provider=record.tracer_provider, meter_provider=record.meter_provider)
+    try:
+        with replay_server() as replayer:
+            client = probe_client(replayer, [])
+            with pytest.raises(Exception, match=MARKER):  # botocore refuses bytes where text is due
+                client.converse(
+                    modelId="anthropic.claude-3-5-haiku-20241022-v1:0",
+                    messages=[{"role": "user", "content": [{"text": MARKER.encode()}]}],
+                )
+    finally:
+        instrumentor.uninstrument()
+    ours = [r for r in caplog.records if r.name.startswith(OUR_LOGGER)]
+    assert [r.getMessage().split(":")[:2] for r in ours] == [
+        ["bedrock-tokens", " could not record a failed call"]
+    ]
+    assert MARKER not in _everything_logged(caplog)  # no exception's text...
+    assert "RuntimeError" in ours[0].getMessage()  # ...but the type of what failed
+
+
+def test_logging_our_failure_leaves_the_exception_untouched(caplog: pytest.LogCaptureFixture) -> None:
+    """A hook may raise an exception the app keeps: logging it must not rewrite its chain."""
+    caplog.set_level(logging.DEBUG)
+    kept = ValueError("the app's own")
+    earlier = KeyError("earlier")
+    try:
+        raise earlier
+    except KeyError:
+        with contextlib.suppress(ValueError):
+            raise kept  # noqa: B904 (the implicit context is the point)
+    assert kept.__context__ is earlier
+
+    def hook(*_: Any) -> None:
+        raise kept
+
+    record = make_telemetry()
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=record.tracer_provider, meter_provider=record.meter_provider, request_hook=hook
+    )
+    try:
+        with replay_server() as replayer:
+            replayer.serve(answer("Converse", 200, {"output": {}, "usage": {}}))
+            with contextlib.suppress(Exception):
+                probe_client(replayer, []).converse(
+                    modelId="anthropic.claude-3-5-haiku-20241022-v1:0", messages=[]
+                )
+    finally:
+        instrumentor.uninstrument()
+    assert any("a user hook raised" in r.getMessage() for r in caplog.records)
+    assert (kept.__context__, kept.__suppress_context__) == (earlier, False)
+
+
+def test_the_aiobotocore_warning_quotes_no_exception_text(caplog: pytest.LogCaptureFixture) -> None:
+    """The aiobotocore patch is applied when the app imports it, which may be while the app handles
+    an exception of its own: the warning names what failed, never the chain."""
+    import types
+
+    from otel_bedrock_tokens.instrumentor import _AioPatch
+
+    caplog.set_level(logging.DEBUG)
+    patch = _AioPatch(object())  # type: ignore[arg-type]
+    try:
+        raise ValueError(MARKER)
+    except ValueError:
+        patch.apply(types.ModuleType(f"no_client_class_{MARKER}"))
+    (warning,) = [r for r in caplog.records if r.name.startswith(OUR_LOGGER)]
+    assert "could not instrument aiobotocore" in warning.getMessage()
+    assert MARKER not in _everything_logged(caplog)

@@ -31,6 +31,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from ._hooks import BedrockHook
+from ._logging import log_internal_error
 from .operations import OPERATIONS
 from .prediction import Predictor
 from .settings import Settings
@@ -140,6 +141,28 @@ def _unwrap(cls: Any, hook: object) -> None:
         parent.__wrapped__ = ours.__wrapped__
 
 
+#: The OpenTelemetry auto-instrumentation loader (``opentelemetry-instrument``, its ``initialize()``).
+_AUTO_INSTRUMENTATION = "opentelemetry.instrumentation.auto_instrumentation"
+
+
+def _loaded_by_auto_instrumentation() -> bool:
+    """Whether the auto-instrumentation loader is calling us. It instruments every installed library
+    in turn and stops at the first that raises, so there a bad setting of ours must not raise.
+
+    Found on the call stack (once per ``instrument()``): the loader passes nothing that tells
+    (``skip_dep_check`` is removed by ``BaseInstrumentor.instrument`` before ``_instrument``), and
+    a distro may override how it calls each instrumentor, but the loader is always below it."""
+    frame = sys._getframe(1)
+    for _ in range(256):  # the loader is a few frames down; never walk a pathological stack forever
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and name.startswith(_AUTO_INSTRUMENTATION):
+            return True
+        if frame.f_back is None:
+            return False
+        frame = frame.f_back
+    return False
+
+
 def _installed(package: str) -> bool:
     """Whether ``package`` can be imported, without importing it."""
     try:
@@ -169,7 +192,7 @@ class _AioPatch:
             self.applied, self.target = aio_hook, target
         except Exception:
             # An aiobotocore too different from the one we know: sync clients are still measured.
-            logger.warning("bedrock-tokens: could not instrument aiobotocore", exc_info=True)
+            log_internal_error(logger, "bedrock-tokens: could not instrument aiobotocore", logging.WARNING)
 
     def remove(self) -> None:
         if self.applied is not None:
@@ -214,7 +237,8 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("botocore >= 1.34",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        config = Settings.load(kwargs)
+        # Explicit instrument(): a bad setting raises. Zero-code: logged, that setting's default.
+        config = Settings.load(kwargs, lenient=_loaded_by_auto_instrumentation())
         predictor = Predictor(config.prediction) if config.prediction.mode != "off" else None
         hook = BedrockHook(
             Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
