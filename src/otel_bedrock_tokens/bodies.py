@@ -27,6 +27,7 @@ botocore's own wrapping, obtained by running the urllib3 error through a ``Strea
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -182,10 +183,13 @@ class RecordedResponse:
         return _NO_SOCKET if self._replaying else self._real._fp
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        # Pickling (and deep-copying) an unread urllib3 response fails on its open socket file, with
-        # this very message: the caller meets the same error with us.
+        # Pickling (and deep-copying) an unread urllib3 response fails on its open socket file (a
+        # BufferedReader): the caller meets that error, in this Python's words, with us too.
         if self._replaying:
-            raise TypeError("cannot pickle '_io.BufferedReader' object")
+            try:
+                io.BufferedReader(io.BytesIO()).__reduce_ex__(protocol)
+            except TypeError as error:
+                raise TypeError(*error.args) from None
         return self._real.__reduce_ex__(protocol)
 
     def __getattr__(self, name: str) -> Any:
