@@ -276,6 +276,7 @@ def known_labels() -> set[str]:
         "otel_scope_name",
         "otel_scope_version",
         "otel_scope_schema_url",
+        "otel_metric_overflow",  # the SDK's point past its cardinality limit
         "__name__",
     }
     from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GenAI

@@ -94,6 +94,46 @@ def test_compare_names_every_difference() -> None:
     )
 
 
+def test_the_check_says_when_points_passed_the_cardinality_limit() -> None:
+    """Past the SDK's cardinality limit the overflow point has no model: the demo says so (and by how
+    many tokens) instead of showing a silently short table."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import View
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_bedrock_tokens.emulator import BedrockEmulator
+
+    reader = InMemoryMetricReader()
+    tight = View(meter_name="otel_bedrock_tokens.telemetry", aggregation_cardinality_limit=4)
+    telemetry = demo.Telemetry(
+        TracerProvider(),
+        MeterProvider(metric_readers=[reader], views=[tight]),
+        reader,
+        InMemorySpanExporter(),
+        None,
+    )
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(meter_provider=telemetry.meter_provider)
+    try:
+        with BedrockEmulator() as emulator:
+            client = emulator.client(retries=0)
+            for number in range(4):  # 8 token attribute sets: 4 kept, the rest overflow
+                model = f"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/t{number}"
+                client.converse(modelId=model, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+            ledger = emulator.ledger.totals()
+    finally:
+        instrumentor.uninstrument()
+    rows = telemetry.rows()
+    billed = sum(totals.total_input_tokens + totals.output_tokens for totals in ledger.values())
+    shown = sum(row.input_tokens + row.output_tokens for row in rows.values())
+    assert shown + telemetry.overflow_tokens == billed and telemetry.overflow_tokens > 0
+    (problem,) = demo.overflow_problems(telemetry)
+    assert "gen_ai.client.token.usage" in problem and "otel.metric.overflow=true" in problem
+    assert f"{telemetry.overflow_tokens:,} tokens" in problem
+
+
 def test_refuses_to_run_when_botocore_is_already_instrumented(no_otlp: None) -> None:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument()

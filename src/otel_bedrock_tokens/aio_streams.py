@@ -20,9 +20,9 @@ proxy's ``close()`` is too; it returns whatever the wrapped ``close()`` returns,
 would still be awaitable.
 
 :func:`read_and_replay_async` is :func:`.bodies.read_and_replay` for aiobotocore's async
-``StreamingBody``: one ``await body.read()`` inside the call, then a body of the same class over the
-same bytes for the caller. A read that fails is replayed as the very same exception object on the
-caller's first read.
+``StreamingBody``: the body read inside the call, then a body of the same class for the caller that
+reads as the original would have (the bytes, then the failure that stopped them, then the real
+response: see :class:`_ReplayContent`).
 """
 
 from __future__ import annotations
@@ -104,35 +104,98 @@ def wrap_aio_stream(call: Call, operation: Operation, result: Any, hook: Bedrock
 # --- InvokeModel bodies ------------------------------------------------------------------------
 
 
-class _ReplayContent:
-    """What aiobotocore's aiohttp ``AioStreamingBody`` reads from ``raw_stream.content`` (an aiohttp
-    ``StreamReader``): ``read(n)`` (``-1``: the rest) and ``at_eof()``, over bytes already read."""
+#: Bytes per ``content.read`` while recording an aiohttp body: what one socket read brings.
+_CHUNK = 1 << 16
 
-    def __init__(self, data: bytes) -> None:
+
+class _ReplayContent:
+    """What aiobotocore's aiohttp bodies read from ``raw_stream.content`` (an aiohttp
+    ``StreamReader``): the bytes read inside the call first, then the real reader, as aiohttp would
+    answer. aiohttp serves what it has buffered without waiting and raises the connection's failure
+    (the same exception object, every time) at the first read that has to wait; so does this, by
+    handing that read to the real reader, which holds the failure. A whole ``read()`` that meets the
+    failure loses what it had collected (aiohttp's ``read(-1)`` raises); after the response is closed
+    every read is the real reader's (``Connection closed``)."""
+
+    def __init__(self, real: Any, data: bytes) -> None:
+        self._real = real
         self._data = data
         self._offset = 0
+        self.replaying = bool(data)
+        #: A read has gone to the real reader (and met its failure, if it holds one).
+        self._met = False
+        self._closed_error: BaseException | None = None
+
+    def close(self) -> None:
+        """The response is being closed. Had the caller not met the failure yet, aiohttp would not
+        have seen it either: closing would set its "Connection closed" error, which later reads raise."""
+        self.replaying = False
+        if not self._met and self._real.exception() is not None:
+            self._closed_error = _connection_closed()
 
     async def read(self, n: int = -1) -> bytes:
-        start = self._offset
-        end = len(self._data) if n is None or n < 0 else min(len(self._data), start + n)
-        self._offset = end
-        return self._data[start:end]
+        if self._closed_error is not None:
+            raise self._closed_error
+        if self.replaying:
+            start = self._offset
+            data = self._data
+            if n == 0:
+                return b""
+            if n is not None and n > 0:
+                end = min(len(data), start + n)
+                self._offset = end
+                self.replaying = end < len(data)
+                return data[start:end]
+            self.replaying = False
+            self._offset = len(data)
+            if self._real.exception() is None:
+                rest = data[start:] if start else data
+                self._met = True
+                return rest + bytes(await self._real.read(n))
+        self._met = True
+        return await self._real.read(n)  # type: ignore[no-any-return]
 
     def at_eof(self) -> bool:
-        return self._offset >= len(self._data)
+        return not self.replaying and bool(self._real.at_eof())
+
+    def exception(self) -> BaseException | None:
+        return self._real.exception()  # type: ignore[no-any-return]
+
+
+def _connection_closed() -> BaseException:
+    """The error aiohttp's reader raises once its response is closed (the very object, where aiohttp
+    keeps one)."""
+    from aiohttp import ClientConnectionError, client_reqrep
+
+    closed = getattr(client_reqrep, "_CONNECTION_CLOSED_EXCEPTION", None)
+    return closed if isinstance(closed, ClientConnectionError) else ClientConnectionError("Connection closed")
+
+
+class _RaisingContent:
+    """A reader whose read raises ``error``: to learn how the body class wraps it."""
+
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    async def read(self, n: int = -1) -> bytes:
+        raise self._error
 
 
 class _ReplayedAiohttpResponse(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """The original aiohttp ``ClientResponse`` (status, headers, ``close()``, ``url``...) whose
-    ``content`` serves the bytes already read."""
+    """The original aiohttp ``ClientResponse`` (status, headers, ``url``...) whose ``content`` is
+    ``content``; ``close()`` closes the original and hands every later read to its reader."""
 
-    def __init__(self, response: Any, data: bytes) -> None:
+    def __init__(self, response: Any, content: Any) -> None:
         super().__init__(response)
-        self._self_content = _ReplayContent(data)
+        self._self_content = content
 
     @property
-    def content(self) -> _ReplayContent:
+    def content(self) -> Any:
         return self._self_content
+
+    def close(self) -> Any:
+        self._self_content.close()
+        return self.__wrapped__.close()
 
 
 class _ReplayedHttpxResponse(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -158,8 +221,10 @@ class _BodyKind(NamedTuple):
     raw: Callable[[Any], Any]
     #: The content length the body was built with (it verifies reads against it).
     length: Callable[[Any], Any]
-    #: A stand-in for the raw response that serves the bytes.
+    #: A stand-in for the raw response that serves the bytes (httpx: all of them, read at once).
     replay: Callable[[Any, bytes], Any]
+    #: aiohttp bodies: recorded chunk by chunk from ``raw.content`` and replayed as aiohttp would.
+    aiohttp: bool = True
 
 
 def _body_kinds() -> dict[type, _BodyKind]:
@@ -171,7 +236,7 @@ def _body_kinds() -> dict[type, _BodyKind]:
     modern = _BodyKind(
         raw=lambda body: body._raw_stream,
         length=lambda body: body._content_length,
-        replay=_ReplayedAiohttpResponse,
+        replay=_ReplayedHttpxResponse,
     )
     aiohttp_body = getattr(aio_response, "AioStreamingBody", None)
     httpx_body = getattr(aio_response, "AioHttpxStreamingBody", None)
@@ -179,16 +244,14 @@ def _body_kinds() -> dict[type, _BodyKind]:
     if isinstance(aiohttp_body, type):
         kinds[aiohttp_body] = modern
     if isinstance(httpx_body, type):
-        kinds[httpx_body] = modern._replace(replay=_ReplayedHttpxResponse)
+        kinds[httpx_body] = modern._replace(aiohttp=False)
     if (
         isinstance(legacy_body, type)
         and legacy_body not in kinds
         and issubclass(legacy_body, wrapt.ObjectProxy)
     ):
-        kinds[legacy_body] = _BodyKind(
-            raw=lambda body: body.__wrapped__,
-            length=lambda body: body._self_content_length,
-            replay=_ReplayedAiohttpResponse,
+        kinds[legacy_body] = modern._replace(
+            raw=lambda body: body.__wrapped__, length=lambda body: body._self_content_length
         )
     return kinds
 
@@ -230,14 +293,22 @@ def _make_failing_class(cls: type) -> type:
 
 
 async def read_and_replay_async(body: Any) -> ReadResult | None:
-    """Read ``body`` in one ``await body.read()``; return its bytes and a body of the same class over
-    them for the caller. ``None`` (body untouched) for a body class we cannot rebuild: the response
-    headers still carry the tokens. A ``CancelledError`` propagates: the call is being cancelled."""
+    """Read ``body``'s bytes; return them and a body of the same class for the caller that reads as
+    ``body`` would have. ``None`` (body untouched) for a body class we cannot rebuild: the response
+    headers still carry the tokens. A ``CancelledError`` propagates: the call is being cancelled.
+
+    aiohttp bodies (what aiobotocore uses by default) are read chunk by chunk from the response's
+    reader, so the bytes before a failure are kept, and replayed by :class:`_ReplayContent` over the
+    original response, with the original content length: the caller's reads, failures and reads
+    after ``close()`` are aiohttp's and aiobotocore's own. httpx bodies are read in one ``read()``
+    and replayed whole (or as the very exception it raised, on every read)."""
     cls = type(body)
     kind = _BODY_KINDS.get(cls)
     if kind is None:
         return None
     raw, length = kind.raw(body), kind.length(body)
+    if kind.aiohttp:
+        return await _record_aiohttp(cls, raw, length)
     try:
         data = await body.read()
     except Exception as error:
@@ -247,3 +318,29 @@ async def read_and_replay_async(body: Any) -> ReadResult | None:
     if type(data) is not bytes:
         data = bytes(data)
     return ReadResult(data, None, cls(kind.replay(raw, data), len(data)))
+
+
+async def _record_aiohttp(cls: type, raw: Any, length: Any) -> ReadResult:
+    content = raw.content
+    chunks: list[bytes] = []
+    error: Exception | None = None
+    try:
+        while chunk := await content.read(_CHUNK):
+            chunks.append(chunk)
+    except Exception as failure:
+        error = failure
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    replacement = cls(_ReplayedAiohttpResponse(raw, _ReplayContent(content, data)), length)
+    if error is not None:
+        error = await _caller_error(cls, raw, error)
+    return ReadResult(data, error, replacement)
+
+
+async def _caller_error(cls: type, raw: Any, error: Exception) -> Exception:
+    """The exception the caller's ``read()`` meets when the reader raises ``error``: the body class's
+    own wrapping (``ResponseStreamingError``, ``AioReadTimeoutError``, or ``error`` itself)."""
+    try:
+        await cls(_ReplayedAiohttpResponse(raw, _RaisingContent(error)), None).read()
+    except Exception as wrapped:
+        return wrapped
+    return error

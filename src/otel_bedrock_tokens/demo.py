@@ -28,6 +28,9 @@ from typing import Any, TextIO
 from .emulator import BedrockEmulator, Fault, ModelTotals
 from .names import PREDICTED_INPUT_TOKENS
 
+#: The attribute of the SDK's point for attribute sets past its cardinality limit.
+OVERFLOW = "otel.metric.overflow"
+
 # --- the workload ---------------------------------------------------------------------------------
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -270,6 +273,10 @@ class Telemetry:
     reader: Any
     spans: Any
     otlp_endpoint: str | None
+    #: Metrics that had points past the SDK's cardinality limit (``otel.metric.overflow``), and the
+    #: tokens of ``gen_ai.client.token.usage`` in its overflow point: no model, no token type.
+    overflowed: set[str] = field(default_factory=set)
+    overflow_tokens: int = 0
 
     @classmethod
     def create(cls) -> Telemetry:
@@ -314,6 +321,11 @@ class Telemetry:
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
                         attributes = point.attributes or {}
+                        if attributes.get(OVERFLOW):
+                            self.overflowed.add(metric.name)
+                            if metric.name == "gen_ai.client.token.usage":
+                                self.overflow_tokens += int(point.sum)
+                            continue  # no model to put it under
                         if attributes.get("gen_ai.operation.name") == "count_tokens":
                             continue  # the app's own CountTokens calls bill nothing
                         target = row(attributes)
@@ -391,6 +403,18 @@ def compare(rows: dict[str, Row], ledger: dict[str, ModelTotals]) -> list[str]:
             if seen != truth:
                 problems.append(f"{model}: {name}: telemetry {seen:,} != billed {truth:,}")
     return problems
+
+
+def overflow_problems(telemetry: Telemetry) -> list[str]:
+    """What the table cannot show when the SDK's cardinality limit was hit (empty: it was not)."""
+    if not telemetry.overflowed:
+        return []
+    return [
+        f"{', '.join(sorted(telemetry.overflowed))}: more attribute sets than the OpenTelemetry SDK's "
+        f"cardinality limit (2,000 per metric by default); the rest went into one "
+        f"{OVERFLOW}=true point with no model and no token type ({telemetry.overflow_tokens:,} tokens), "
+        "so the per-model figures are short: raise the limit with a View (README, Cardinality)"
+    ]
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -620,7 +644,7 @@ def run(
     result = DemoResult(
         rows=rows,
         ledger=ledger,
-        problems=compare(rows, ledger),
+        problems=compare(rows, ledger) + overflow_problems(telemetry),
         calls=len(steps),
         failures=failures,
         seconds=time.perf_counter() - started,

@@ -128,11 +128,10 @@ class InvokeModel(_InvokeModelBase):
 
     def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
         body = result.get("body")
-        if not isinstance(body, StreamingBody) or not isinstance(result, dict):
+        if not isinstance(body, StreamingBody):
             return self.parse_response(request, result, None)
+        # The caller's body object stays in place, reading as it would have (see bodies).
         read = read_and_replay(body)
-        # The caller's body is put back before anything else can go wrong.
-        result["body"] = read.replacement
         facts = self.parse_response(request, result, read.data)
         facts.read_error = read.error
         return facts

@@ -27,6 +27,7 @@ parses a chunk's JSON only when it can carry usage or a stop reason (``Family.ch
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections.abc import Callable, Iterator
@@ -285,11 +286,23 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_end(END_CLOSED)
         return self.__wrapped__.close()
 
+    # Copies, as without us. botocore's EventStream is a plain object: ``copy.copy`` gives a second
+    # EventStream over the same HTTP response, and deep-copying or pickling fails on the socket
+    # inside with a TypeError. The proxy's copy is that plain copy of the wrapped stream, unmeasured:
+    # a second proxy would end the call's one span twice (or record its usage twice), and the
+    # copy's events belong to the call this proxy measures. Deep copies and pickles go through the
+    # wrapped stream too, so they fail (or succeed) exactly as they would without us.
     def __copy__(self) -> Any:
-        raise NotImplementedError("an event stream cannot be copied")
+        return copy.copy(self.__wrapped__)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.__wrapped__, memo)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        raise NotImplementedError("an event stream cannot be pickled")
+        return self.__wrapped__.__reduce_ex__(protocol)
+
+    def __reduce__(self) -> Any:
+        return self.__wrapped__.__reduce__()
 
 
 def wrap_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook) -> Any:

@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     EventStreamError,
+    IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
@@ -201,6 +202,18 @@ def test_connection_reset_mid_body(bedrock_emulator: BedrockEmulator) -> None:
     invoke, converse, stream = bedrock_emulator.ledger.entries()
     assert invoke.billed  # its token headers arrived before the reset
     assert not converse.billed and not stream.billed
+    client.converse(modelId=HAIKU, messages=MESSAGES)  # the client recovers on a new connection
+
+
+def test_short_body_ends_cleanly_before_its_content_length(bedrock_emulator: BedrockEmulator) -> None:
+    client = bedrock_emulator.client()
+    bedrock_emulator.inject(Fault.parse("short-body,bytes=20")[0], operation="InvokeModel")
+    body = client.invoke_model(modelId=HAIKU, body=claude_body())["body"]
+    assert len(body.read(20)) == 20
+    with pytest.raises(IncompleteReadError):  # an orderly end: no more bytes, and botocore counts
+        body.read(30)
+    (entry,) = bedrock_emulator.ledger.entries()
+    assert (entry.fault, entry.billed) == ("short_body", True)
     client.converse(modelId=HAIKU, messages=MESSAGES)  # the client recovers on a new connection
 
 

@@ -3,8 +3,9 @@
 Every fault is something real Bedrock (or the network in front of it) does: throttling, access
 denied, validation errors, 5xx, a 200 whose body is not what it claims, an exception frame in the
 middle of a stream, a stream that just stops, a slow first byte, a connection reset in the middle of
-a body, extra latency. Tests script them through :class:`FaultPlan`; the CLI and the control endpoint
-through the one-line spec :meth:`Fault.parse` reads (``throttle,operation=Converse,times=2``).
+a body, a body cut short by an orderly close, extra latency. Tests script them through
+:class:`FaultPlan`; the CLI and the control endpoint through the one-line spec :meth:`Fault.parse`
+reads (``throttle,operation=Converse,times=2``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _KINDS = {
     "truncate": "truncate",
     "slow-first-byte": "slow_first_byte",
     "reset": "reset",
+    "short-body": "short_body",
     "latency": "latency",
 }
 
@@ -56,7 +58,7 @@ class Fault:
     status: int | None = None
     #: Stream faults: how many events the client receives first.
     after_events: int = 0
-    #: ``reset``: how many body bytes the client receives first.
+    #: ``reset`` / ``short_body``: how many body bytes the client receives first.
     after_bytes: int = 0
     #: ``slow_first_byte`` / ``latency``: seconds.
     seconds: float = 0.0
@@ -123,6 +125,12 @@ class Fault:
         return cls("reset", after_bytes=after_bytes)
 
     @classmethod
+    def short_body(cls, after_bytes: int = 0) -> Fault:
+        """``after_bytes`` bytes of the body, then an orderly close: the body falls short of its
+        ``Content-Length`` (or a stream of its last chunk) without a reset."""
+        return cls("short_body", after_bytes=after_bytes)
+
+    @classmethod
     def latency(cls, seconds: float) -> Fault:
         return cls("latency", seconds=seconds)
 
@@ -162,9 +170,9 @@ class Fault:
         Kinds: ``throttle``, ``access-denied``, ``validation``, ``count-tokens-unsupported``,
         ``server-error``, ``unavailable``, ``model-timeout``, ``model-not-ready``, ``model-error``,
         ``quota-exceeded``, ``error`` (with ``code=``), ``malformed``, ``stream-exception``,
-        ``stream-error``, ``truncate``, ``slow-first-byte``, ``reset``, ``latency``. Keys: ``operation``
-        (``|``-separated), ``model``, ``times`` (a number or ``always``), ``skip``, ``code``,
-        ``message``, ``status``, ``events``, ``bytes``, ``seconds``, ``mid_frame``.
+        ``stream-error``, ``truncate``, ``slow-first-byte``, ``reset``, ``short-body``, ``latency``.
+        Keys: ``operation`` (``|``-separated), ``model``, ``times`` (a number or ``always``),
+        ``skip``, ``code``, ``message``, ``status``, ``events``, ``bytes``, ``seconds``, ``mid_frame``.
         """
         head, *items = [part.strip() for part in spec.split(",")]
         options: dict[str, str] = {}

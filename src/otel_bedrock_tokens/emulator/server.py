@@ -162,12 +162,22 @@ class Handler(BaseHTTPRequestHandler):
                 writer.stream(response)
         except _ResetConnection:
             writer.settle()
-            self._reset()
+            if response.clean_cut:
+                self._close_early()
+            else:
+                self._reset()
         except OSError as error:  # the client went away (closed early, timed out)
             logger.debug("bedrock emulator: client connection lost: %r", error)
             self.close_connection = True
         finally:
             writer.settle()
+
+    def _close_early(self) -> None:
+        """End the response short of its length with an orderly close (FIN, not RST)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
 
     def _reset(self) -> None:
         """Abort with RST: SO_LINGER on, timeout zero, then close."""

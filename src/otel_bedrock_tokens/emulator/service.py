@@ -93,6 +93,12 @@ class Call:
     def has(self, kind: str) -> bool:
         return self.fault is not None and self.fault.kind == kind
 
+    def cut_after(self) -> int | None:
+        """Body bytes sent before a ``reset`` or ``short_body`` fault cuts the response."""
+        if self.fault is None or self.fault.kind not in ("reset", "short_body"):
+            return None
+        return self.fault.after_bytes
+
 
 def parse_json(body: bytes) -> Json:
     try:
@@ -150,7 +156,8 @@ class Service:
             error.status,
             lambda timing: (headers, data),
             delay=latency.first_byte + call.extra_delay,
-            reset_after=call.fault.after_bytes if call.has("reset") and call.fault else None,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
             settle=self._settle(call, error.status, None, lambda d: False, error=error.code),
         )
 
@@ -280,7 +287,8 @@ class Service:
             headers=headers,
             events=events,
             delay=latency.first_byte + call.extra_delay,
-            reset_after=call.fault.after_bytes if call.has("reset") and call.fault else None,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
             settle=self._settle(call, 200, answer.usage, billed, error=error),
         )
 
@@ -318,7 +326,8 @@ class Service:
             200,
             render,
             delay=latency.total(answer.usage.output) + call.extra_delay,
-            reset_after=call.fault.after_bytes if call.has("reset") and call.fault else None,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
             # The token headers are written before the body: the usage reached the client.
             settle=self._settle(call, 200, answer.usage, lambda d: d.headers_sent),
         )
@@ -382,7 +391,8 @@ class Service:
             200,
             render,
             delay=latency.total(answer.usage.output) + call.extra_delay,
-            reset_after=call.fault.after_bytes if call.has("reset") and call.fault else None,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
             settle=self._settle(call, 200, answer.usage, lambda d: d.completed and not malformed),
         )
 
@@ -448,6 +458,7 @@ class Service:
             200,
             lambda timing: ([("Content-Type", JSON), ("x-amzn-RequestId", call.request_id)], data),
             delay=latency.first_byte + call.extra_delay,
-            reset_after=call.fault.after_bytes if call.has("reset") and call.fault else None,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
             settle=self._settle(call, 200, None, lambda d: False, counted=counted),
         )

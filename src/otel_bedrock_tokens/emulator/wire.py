@@ -56,6 +56,8 @@ class PlainResponse:
     delay: float = 0.0
     #: Reset the connection after this many body bytes (a fault).
     reset_after: int | None = None
+    #: ``reset_after`` closes the connection cleanly instead (the body falls short of its length).
+    clean_cut: bool = False
     settle: Callable[[Delivery], None] = _nothing
 
 
@@ -77,6 +79,7 @@ class StreamResponse:
     events: list[StreamEvent]
     delay: float = 0.0
     reset_after: int | None = None
+    clean_cut: bool = False
     settle: Callable[[Delivery], None] = _nothing
 
 
