@@ -309,9 +309,8 @@ def _prices(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    snapshot = (
-        book.snapshot_description() if prices.source != "user" else f"price file {user.path if user else ''}"
-    )
+    user_file = user.path if user is not None and prices.source == "user" else None
+    snapshot = f"price file {user_file}" if user_file else book.snapshot_description()
     rows = {
         "model": args.model_id,
         "priced as": prices.model_ref,

@@ -216,7 +216,7 @@ class BedrockEmulator:
     def reserve(self, model: str) -> None:
         """Give ``model`` (its foundation model id) a reservation: it then accepts the ``reserved``
         tier, which every other model refuses with ``Reservation not found.``"""
-        ref, spec = self.state.catalog.resolve(model)
+        _, spec = self.state.catalog.resolve(model)
         self.state.reservations.add(spec.model_id if spec is not None else model)
 
     def deny_topic(self, guardrail: str, word: str, message: str = BLOCKED_MESSAGE) -> None:
