@@ -3,7 +3,9 @@
 * ``demo``      run the demo against the local emulator (no AWS account needed);
 * ``emulator``  run the local Bedrock emulator until interrupted, for your own app or tests;
 * ``count``     count the input tokens of a prompt or request file with Bedrock's CountTokens
-                (real AWS by default; ``--endpoint-url`` for the emulator).
+                (real AWS by default; ``--endpoint-url`` for the emulator);
+* ``prices``    show the price the instrumentation uses for a model id (needs the ``cost`` extra or
+                a price file); exit 1 when the id is unpriced.
 
 Exit status: 0 success, 1 failure (an API error, or the demo's telemetry disagreeing with the
 ledger), 2 usage errors.
@@ -281,6 +283,55 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- prices ---------------------------------------------------------------------------------------
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from .pricing import PriceBook, PriceFileError, load_price_file, user_prices_from_env
+
+    try:
+        user = load_price_file(args.prices) if args.prices else user_prices_from_env()
+    except PriceFileError as error:
+        raise UsageError(str(error)) from None
+    book = PriceBook(user)
+    prices = book.prices_for(args.model_id, args.tier)
+    if prices is None:
+        version = book.genai_prices_version
+        where = (
+            f"genai-prices {version}"
+            if version
+            else "genai-prices (not installed: pip install 'otel-bedrock-tokens[cost]')"
+        )
+        files = f" or the price file {user.path}" if user is not None else ""
+        print(
+            f"{args.model_id}: no price at service tier {args.tier!r} in {where}{files}; "
+            "its calls are unpriced (bedrock_tokens.cost.source=unpriced)",
+            file=sys.stderr,
+        )
+        return 1
+    user_file = user.path if user is not None and prices.source == "user" else None
+    snapshot = f"price file {user_file}" if user_file else book.snapshot_description()
+    rows = {
+        "model": args.model_id,
+        "priced as": prices.model_ref,
+        "matched": prices.matched,
+        "service tier": prices.tier,
+        "region kind": prices.region_kind,
+        "source": prices.source,
+        "data": snapshot,
+    }
+    if args.json:
+        print(json.dumps({**rows, "usd_per_mtok": dict(prices.per_mtok)}))
+        return 0
+    width = max(len(name) for name in rows)
+    for name, value in rows.items():
+        print(f"{name:<{width}}  {value}")
+    print("USD per million tokens:")
+    for key, value in prices.per_mtok:
+        print(f"  {key:<20}  {value}")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -371,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--profile", help="AWS profile")
     count.add_argument("--json", action="store_true", help='print {"modelId": ..., "inputTokens": N}')
     count.set_defaults(run=_count)
+
+    prices = commands.add_parser(
+        "prices",
+        help="show the price used for a model id",
+        description="Prints the per-token prices the instrumentation uses for MODEL_ID (any id form: "
+        "profiles, ARNs): which genai-prices entry or price-file entry matched, the service tier, the "
+        "source and the price data. Exit status 1 when the id is unpriced.",
+    )
+    prices.add_argument("model_id", metavar="MODEL_ID", help="a Bedrock model id, profile id or ARN")
+    prices.add_argument(
+        "--tier",
+        default="default",
+        choices=("default", "priority", "flex", "reserved"),
+        help="service tier (default: default)",
+    )
+    prices.add_argument(
+        "--prices", metavar="FILE", help="a price file (default: $OTEL_BEDROCK_TOKENS_PRICES)"
+    )
+    prices.add_argument("--json", action="store_true", help="print one JSON object")
+    prices.set_defaults(run=_prices)
     return parser
 
 

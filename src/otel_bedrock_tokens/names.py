@@ -53,3 +53,33 @@ PREDICTION_ERROR: Final = "bedrock_tokens.client.prediction.error"
 PREDICTION_TOKENS: Final = "bedrock_tokens.client.prediction.tokens"
 #: Counter of prediction outcomes, ``{prediction}``, with :data:`PREDICTION_STATUS`.
 PREDICTION_OUTCOMES: Final = "bedrock_tokens.client.prediction.outcomes"
+
+# --- billing terms and cost (issue 16) ----------------------------------------------------------
+#: Service tier that served the call, as the response reports it (``priority``, ``default``,
+#: ``flex``, ``reserved``); on the span and on every metric point of the call; omitted when unreported.
+SERVICE_TIER: Final = "bedrock_tokens.service_tier"
+#: Latency mode that served the call (``standard`` / ``optimized``).
+PERFORMANCE_CONFIG_LATENCY: Final = "bedrock_tokens.performance_config.latency"
+#: Cache writes with the five-minute TTL, in tokens (span attribute).
+USAGE_CACHE_CREATION_5M: Final = "bedrock_tokens.usage.cache_creation_5m.input_tokens"
+#: Cache writes with the one-hour TTL, in tokens (span attribute).
+USAGE_CACHE_CREATION_1H: Final = "bedrock_tokens.usage.cache_creation_1h.input_tokens"
+#: ``5m`` or ``1h`` on the write points of :data:`CACHE_TOKEN_USAGE`.
+CACHE_TTL: Final = "bedrock_tokens.cache.ttl"
+CACHE_TTL_5M: Final = "5m"
+CACHE_TTL_1H: Final = "1h"
+#: The guardrail the request named (Converse ``guardrailConfig.guardrailIdentifier``, InvokeModel
+#: ``guardrailIdentifier``).
+GUARDRAIL_ID: Final = "aws.bedrock.guardrail.id"
+#: Price of the whole call in USD (float): uncached input, cache reads, 5m and 1h cache writes and
+#: output, at the served tier.
+COST_USD: Final = "bedrock_tokens.cost.usd"
+#: Where the price came from: ``genai-prices <version>``, ``user`` (the price file) or ``unpriced``.
+COST_SOURCE: Final = "bedrock_tokens.cost.source"
+COST_SOURCE_USER: Final = "user"
+COST_SOURCE_UNPRICED: Final = "unpriced"
+#: ``input`` / ``output`` / ``cache_read`` / ``cache_write`` on :data:`COST`.
+COST_COMPONENT: Final = "bedrock_tokens.cost.component"
+#: Counter of money spent, unit ``USD``, with :data:`COST_COMPONENT` and :data:`SERVICE_TIER`; its sum
+#: over a period equals the sum of the spans' :data:`COST_USD`.
+COST: Final = "bedrock_tokens.client.cost"

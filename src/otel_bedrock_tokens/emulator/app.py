@@ -60,6 +60,10 @@ class BedrockEmulator:
     :param count_tokens_accepts_profiles: let CountTokens take ``us.``-style profile ids.
     :param seed: seeds request ids and message ids (replies are seeded by the prompt itself).
     :param socket_timeout: idle / read timeout of every connection, in seconds.
+    :param billing_fields: report what Bedrock added to responses in 2025 on every call: the served
+        service tier (``serviceTier`` / ``X-Amzn-Bedrock-Service-Tier``, ``default`` when the request
+        asked for none) and cache writes by TTL (``usage.cacheDetails``, Anthropic
+        ``usage.cache_creation``). ``False`` answers like responses recorded before then.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class BedrockEmulator:
         count_tokens_accepts_profiles: bool = False,
         seed: int = 0,
         socket_timeout: float = 30.0,
+        billing_fields: bool = True,
     ) -> None:
         default_latency = Latency(latency) if isinstance(latency, (int, float)) else latency or Latency()
         self.state = State(
@@ -90,6 +95,7 @@ class BedrockEmulator:
             output_tokens=output_tokens,
             cache_minimum=cache_minimum,
             count_tokens_accepts_profiles=count_tokens_accepts_profiles,
+            billing_fields=billing_fields,
         )
         self.service = Service(self.state)
         self._host = host
@@ -207,6 +213,12 @@ class BedrockEmulator:
     def set_count_tokens_support(self, model: str, supported: bool) -> None:
         self.state.count_tokens_support.set(supported, model=model, operation="CountTokens")
 
+    def reserve(self, model: str) -> None:
+        """Give ``model`` (its foundation model id) a reservation: it then accepts the ``reserved``
+        tier, which every other model refuses with ``Reservation not found.``"""
+        _, spec = self.state.catalog.resolve(model)
+        self.state.reservations.add(spec.model_id if spec is not None else model)
+
     def deny_topic(self, guardrail: str, word: str, message: str = BLOCKED_MESSAGE) -> None:
         self.state.guardrails.deny_topic(guardrail, word, message)
 
@@ -220,6 +232,7 @@ class BedrockEmulator:
         state.latency.clear()
         state.count_tokens_support.clear()
         state.guardrails.clear()
+        state.reservations.clear()
 
     # --- clients ----------------------------------------------------------------------------
     def client(

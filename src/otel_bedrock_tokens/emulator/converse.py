@@ -40,7 +40,26 @@ def usage(answer: Answer) -> Json:
             cacheReadInputTokenCount=u.cache_read,
             cacheWriteInputTokenCount=u.cache_write,
         )
+        if answer.report_cache_details and u.cache_write:
+            # Sorted by TTL, one hour first (botocore's model documents the order).
+            details = [("1h", u.cache_write_1h), ("5m", u.cache_write_5m)]
+            fields["cacheDetails"] = [{"ttl": ttl, "inputTokens": n} for ttl, n in details if n]
     return fields
+
+
+def with_router(trace: Json | None, answer: Answer) -> Json | None:
+    """``trace.promptRouter.invokedModelId`` when a prompt router chose the model."""
+    if answer.invoked_model_arn is None:
+        return trace
+    return {**(trace or {}), "promptRouter": {"invokedModelId": answer.invoked_model_arn}}
+
+
+def add_terms(result: Json, answer: Answer) -> None:
+    """``performanceConfig`` and ``serviceTier``, as ConverseResponse and the metadata event carry them."""
+    if answer.latency is not None:
+        result["performanceConfig"] = {"latency": answer.latency}
+    if answer.service_tier is not None:
+        result["serviceTier"] = {"type": answer.service_tier}
 
 
 def stop_reason(answer: Answer, intervened: bool) -> str:
@@ -60,6 +79,8 @@ def body(answer: Answer, latency_ms: int, intervened: bool = False, trace: Json 
         "output": {"message": {"content": content, "role": "assistant"}},
         "stopReason": stop_reason(answer, intervened),
     }
+    add_terms(result, answer)
+    trace = with_router(trace, answer)
     if trace is not None:
         result["trace"] = trace
     result["usage"] = usage(answer)
@@ -95,6 +116,8 @@ def events(answer: Answer, intervened: bool = False) -> list[tuple[str, Chunk]]:
 
 def metadata(answer: Answer, latency_ms: int, trace: Json | None = None) -> Json:
     result: Json = {"metrics": {"latencyMs": latency_ms}}
+    add_terms(result, answer)
+    trace = with_router(trace, answer)
     if trace is not None:
         result["trace"] = trace
     result["usage"] = usage(answer)

@@ -41,6 +41,20 @@ class LedgerEntry:
     #: CountTokens: the number answered (drift included).
     counted_tokens: int | None = None
     latency_ms: int = 0
+    #: The part of ``cache_write_tokens`` written with the one-hour TTL.
+    cache_write_1h_tokens: int = 0
+    #: The service tier that served the call as the response reported it (``None``: not reported).
+    service_tier: str | None = None
+    #: The latency mode the request asked for (``standard`` / ``optimized``).
+    latency_mode: str | None = None
+    #: The foundation model a prompt router chose.
+    routed_model: str | None = None
+    #: The guardrail the request named.
+    guardrail_id: str | None = None
+
+    @property
+    def cache_write_5m_tokens(self) -> int:
+        return self.cache_write_tokens - self.cache_write_1h_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -56,6 +70,8 @@ class ModelTotals:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: The part of ``cache_write_tokens`` written with the one-hour TTL.
+    cache_write_1h_tokens: int = 0
     #: Inference calls that ended in an AWS error (HTTP or in-stream).
     errors: int = 0
     #: Inference calls hit by a fault that is not an AWS error (reset, truncation, malformed body).
@@ -93,6 +109,7 @@ class ModelTotals:
             self.output_tokens += entry.output_tokens
             self.cache_read_tokens += entry.cache_read_tokens
             self.cache_write_tokens += entry.cache_write_tokens
+            self.cache_write_1h_tokens += entry.cache_write_1h_tokens
 
     def copy(self) -> ModelTotals:
         return replace(self, by_operation=dict(self.by_operation), error_codes=dict(self.error_codes))

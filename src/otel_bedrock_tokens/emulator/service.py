@@ -37,6 +37,7 @@ from .eventstream import (
     padding,
 )
 from .families import Answer, Family, Json, Plan, Reply, Stop, Usage
+from .families.base import as_dict
 from .faults import Fault, FaultPlan
 from .guardrails import Guardrails, GuardrailVerdict, add_invoke_fields, converse_trace
 from .ids import Ids
@@ -51,6 +52,47 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 Handler = Callable[["Call", ModelRef, ModelSpec, Mapping[str, str], bytes], Response]
 #: Model id kinds CountTokens accepts (a foundation model id or its ARN).
 _COUNTABLE_KINDS = frozenset({"foundation", "foundation-model"})
+#: ``ServiceTierType`` and ``PerformanceConfigLatency`` in botocore's bedrock-runtime model.
+SERVICE_TIERS = frozenset({"priority", "default", "flex", "reserved"})
+LATENCY_MODES = frozenset({"standard", "optimized"})
+#: Bedrock's answers to a tier it does not know and to ``reserved`` without a reservation.
+INVALID_TIER = "The service tier provided is invalid."
+NO_RESERVATION = "Reservation not found."
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What the request asked of billing: tier and latency mode (``None``: not asked)."""
+
+    tier: str | None = None
+    latency: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Terms:
+        return cls(
+            headers.get("x-amzn-bedrock-service-tier"),
+            headers.get("x-amzn-bedrock-performanceconfig-latency"),
+        )
+
+    @classmethod
+    def from_converse(cls, request: Json) -> Terms:
+        tier = as_dict(request.get("serviceTier")).get("type") if "serviceTier" in request else None
+        latency = as_dict(request.get("performanceConfig")).get("latency")
+        return cls(
+            tier if tier is None or isinstance(tier, str) else repr(tier),
+            latency if latency is None or isinstance(latency, str) else repr(latency),
+        )
+
+    def check(self, model_id: str, reservations: set[str]) -> None:
+        if self.tier is not None and self.tier not in SERVICE_TIERS:
+            raise BedrockError.validation(INVALID_TIER)
+        if self.tier == "reserved" and model_id not in reservations:
+            raise BedrockError.validation(NO_RESERVATION)
+        if self.latency is not None and self.latency not in LATENCY_MODES:
+            raise BedrockError.validation(
+                f"1 validation error detected: Value '{self.latency}' at 'performanceConfig.latency' "
+                "failed to satisfy constraint: Member must satisfy enum value set: [optimized, standard]"
+            )
 
 
 @dataclass(slots=True)
@@ -72,6 +114,12 @@ class State:
     cache_minimum: int | None = None
     #: Let CountTokens take inference-profile ids (Bedrock's behaviour there is not settled).
     count_tokens_accepts_profiles: bool = False
+    #: Report the billing fields Bedrock added in 2025 on every call: the served ``serviceTier``
+    #: (``default`` when none was asked) and cache writes by TTL. ``False`` answers like the
+    #: recordings made before them (a tier is then reported only when the request asked for one).
+    billing_fields: bool = True
+    #: Models with a ``reserved`` tier reservation (any other model refuses ``reserved``).
+    reservations: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +218,18 @@ class Service:
         billed_when: Callable[[Delivery], bool],
         error: str | None = None,
         counted: int | None = None,
+        answer: Answer | None = None,
     ) -> Callable[[Delivery], None]:
         ledger = self.state.ledger
 
         def settle(delivery: Delivery) -> None:
             billed = usage is not None and billed_when(delivery)
             ledger.record(
+                service_tier=answer.service_tier if answer is not None else None,
+                latency_mode=answer.latency if answer is not None else None,
+                routed_model=answer.routed_model if answer is not None else None,
+                guardrail_id=answer.guardrail_id if answer is not None else None,
+                cache_write_1h_tokens=usage.cache_write_1h if billed and usage else 0,
                 request_id=call.request_id,
                 operation=call.operation,
                 model_id=call.model_id,
@@ -196,13 +250,16 @@ class Service:
 
     def _answer(
         self,
+        call: Call,
         spec: ModelSpec,
         family: Family,
         plan: Plan,
         verdict: GuardrailVerdict | None,
         for_converse: bool,
+        terms: Terms,
     ) -> Answer:
         state = self.state
+        terms.check(spec.model_id, state.reservations)
         if plan.max_tokens is None and family.default_max_tokens is not None:
             plan = replace(plan, max_tokens=family.default_max_tokens)
         blocked = verdict is not None and verdict.blocked
@@ -219,8 +276,12 @@ class Service:
         else:
             reply = make_reply(plan, seed, state.output_tokens, state.ids.token())
         total = plan.prompt.total_tokens
-        usage = Usage(total - cache.read - cache.write, reply.output_tokens, cache.read, cache.write)
+        usage = Usage(
+            total - cache.read - cache.write, reply.output_tokens, cache.read, cache.write, cache.write_1h
+        )
         always = spec.converse_reports_cache if for_converse else family.always_reports_cache
+        route = state.catalog.route(call.model_id)
+        served_tier = terms.tier or ("default" if state.billing_fields else None)
         return Answer(
             plan=plan,
             reply=reply,
@@ -228,6 +289,12 @@ class Service:
             report_cache=spec.caching and (always or plan.prompt.uses_cache),
             message_id=state.ids.token(),
             response_model=spec.response_model,
+            report_cache_details=state.billing_fields,
+            service_tier=served_tier,
+            latency=terms.latency,
+            invoked_model_arn=route.invoked_model_arn if route is not None else None,
+            routed_model=route.model_id if route is not None else None,
+            guardrail_id=verdict.identifier if verdict is not None else None,
         )
 
     def _latency(self, call: Call) -> Latency:
@@ -289,29 +356,40 @@ class Service:
             delay=latency.first_byte + call.extra_delay,
             reset_after=call.cut_after(),
             clean_cut=call.has("short_body"),
-            settle=self._settle(call, 200, answer.usage, billed, error=error),
+            settle=self._settle(call, 200, answer.usage, billed, error=error, answer=answer),
         )
 
     # --- InvokeModel ------------------------------------------------------------------------
     def _invoke_plan(
-        self, spec: ModelSpec, headers: Mapping[str, str], body: bytes
+        self, call: Call, spec: ModelSpec, headers: Mapping[str, str], body: bytes
     ) -> tuple[Family, Answer, GuardrailVerdict | None]:
         request = parse_json(body)
         family = spec.family.for_body(request)
         plan = family.plan(request)
         verdict = self.state.guardrails.for_invoke(headers, plan.input_text)
-        return family, self._answer(spec, family, plan, verdict, for_converse=False), verdict
+        terms = Terms.from_headers(headers)
+        return family, self._answer(call, spec, family, plan, verdict, False, terms), verdict
+
+    @staticmethod
+    def _term_headers(answer: Answer) -> list[Header]:
+        """InvokeModel*'s response headers for the served tier and latency mode."""
+        headers: list[Header] = []
+        if answer.latency is not None:
+            headers.append(("X-Amzn-Bedrock-PerformanceConfig-Latency", answer.latency))
+        if answer.service_tier is not None:
+            headers.append(("X-Amzn-Bedrock-Service-Tier", answer.service_tier))
+        return headers
 
     def _invoke(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes
     ) -> Response:
-        family, answer, verdict = self._invoke_plan(spec, headers, body)
+        family, answer, verdict = self._invoke_plan(call, spec, headers, body)
         payload = family.body(answer)
         add_invoke_fields(payload, verdict, answer.reply.text, last=True)
         data = compact_json(payload)
         if call.has("malformed"):
             data = half(data)
-        token_headers = family.token_headers(answer)
+        token_headers = family.token_headers(answer) + self._term_headers(answer)
 
         def render(timing: Timing) -> tuple[list[Header], bytes]:
             return [
@@ -329,13 +407,13 @@ class Service:
             reset_after=call.cut_after(),
             clean_cut=call.has("short_body"),
             # The token headers are written before the body: the usage reached the client.
-            settle=self._settle(call, 200, answer.usage, lambda d: d.headers_sent),
+            settle=self._settle(call, 200, answer.usage, lambda d: d.headers_sent, answer=answer),
         )
 
     def _invoke_stream(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes
     ) -> Response:
-        family, answer, verdict = self._invoke_plan(spec, headers, body)
+        family, answer, verdict = self._invoke_plan(call, spec, headers, body)
         if not family.streaming:
             raise BedrockError.validation(STREAMING_UNSUPPORTED)
         chunks = family.chunks(answer)
@@ -359,23 +437,27 @@ class Service:
         headers_out: list[Header] = [
             ("Content-Type", EVENT_STREAM),
             ("X-Amzn-Bedrock-Content-Type", JSON),
+            *self._term_headers(answer),
             ("x-amzn-RequestId", call.request_id),
         ]
         return self._stream(call, headers_out, events, answer, latency)
 
     # --- Converse ---------------------------------------------------------------------------
-    def _converse_plan(self, spec: ModelSpec, body: bytes) -> tuple[Answer, GuardrailVerdict | None]:
+    def _converse_plan(
+        self, call: Call, spec: ModelSpec, body: bytes
+    ) -> tuple[Answer, GuardrailVerdict | None]:
         request = parse_json(body)
         if not spec.family.converse:
             raise BedrockError.validation(CONVERSE_UNSUPPORTED)
         plan = converse.plan_converse(request)
         verdict = self.state.guardrails.for_converse(request, plan.input_text)
-        return self._answer(spec, spec.family, plan, verdict, for_converse=True), verdict
+        terms = Terms.from_converse(request)
+        return self._answer(call, spec, spec.family, plan, verdict, True, terms), verdict
 
     def _converse(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes
     ) -> Response:
-        answer, verdict = self._converse_plan(spec, body)
+        answer, verdict = self._converse_plan(call, spec, body)
         intervened = verdict is not None and verdict.intervened
         trace = converse_trace(verdict, answer.reply.text) if verdict is not None and verdict.trace else None
         malformed = call.has("malformed")
@@ -393,13 +475,15 @@ class Service:
             delay=latency.total(answer.usage.output) + call.extra_delay,
             reset_after=call.cut_after(),
             clean_cut=call.has("short_body"),
-            settle=self._settle(call, 200, answer.usage, lambda d: d.completed and not malformed),
+            settle=self._settle(
+                call, 200, answer.usage, lambda d: d.completed and not malformed, answer=answer
+            ),
         )
 
     def _converse_stream(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes
     ) -> Response:
-        answer, verdict = self._converse_plan(spec, body)
+        answer, verdict = self._converse_plan(call, spec, body)
         intervened = verdict is not None and verdict.intervened
         trace = converse_trace(verdict, answer.reply.text) if verdict is not None and verdict.trace else None
         latency = self._latency(call)

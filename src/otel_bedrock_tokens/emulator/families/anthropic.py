@@ -147,6 +147,11 @@ class Messages(Family):
         if answer.report_cache:
             usage["cache_creation_input_tokens"] = answer.usage.cache_write
             usage["cache_read_input_tokens"] = answer.usage.cache_read
+            if answer.report_cache_details:
+                usage["cache_creation"] = {
+                    "ephemeral_5m_input_tokens": answer.usage.cache_write_5m,
+                    "ephemeral_1h_input_tokens": answer.usage.cache_write_1h,
+                }
         usage["output_tokens"] = output
         return usage
 

@@ -88,10 +88,16 @@ class Usage:
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
+    #: The part of ``cache_write`` written with the one-hour TTL (the rest: five minutes).
+    cache_write_1h: int = 0
 
     @property
     def total_input(self) -> int:
         return self.input + self.cache_read + self.cache_write
+
+    @property
+    def cache_write_5m(self) -> int:
+        return self.cache_write - self.cache_write_1h
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,19 @@ class Answer:
     message_id: str
     #: The ``model`` field some bodies carry.
     response_model: str
+    #: Report the cache writes by TTL (Converse ``cacheDetails``, Anthropic ``cache_creation``):
+    #: the fields Bedrock added in 2025 (off to answer like the older recordings).
+    report_cache_details: bool = False
+    #: The service tier that served the call, when the response reports it (``default``...).
+    service_tier: str | None = None
+    #: The latency mode (``standard`` / ``optimized``), when the request asked for one.
+    latency: str | None = None
+    #: A prompt router's choice, as ``trace.promptRouter.invokedModelId`` reports it (an ARN).
+    invoked_model_arn: str | None = None
+    #: The foundation model a prompt router chose (the ledger's ``routed_model``).
+    routed_model: str | None = None
+    #: The guardrail the request named, if any.
+    guardrail_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
