@@ -67,6 +67,25 @@ def telemetry() -> Telemetry:
 
 
 @pytest.fixture
+def make_instrumentor(telemetry: Telemetry) -> Iterator[Any]:
+    """``make(**settings)``: an instrumentor on ``telemetry`` with those settings; all removed after
+    the test."""
+    made: list[BedrockTokensInstrumentor] = []
+
+    def make(**settings: Any) -> BedrockTokensInstrumentor:
+        instrumentor = BedrockTokensInstrumentor()
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
+        )
+        made.append(instrumentor)
+        return instrumentor
+
+    yield make
+    for instrumentor in made:
+        instrumentor.uninstrument()
+
+
+@pytest.fixture
 def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
     """The instrumentor active on ``telemetry`` for the test, removed afterwards."""
     instrumentor = BedrockTokensInstrumentor()

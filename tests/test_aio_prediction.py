@@ -33,23 +33,6 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-@pytest.fixture
-def make_instrumentor(telemetry: Telemetry) -> Iterator[Any]:
-    made: list[BedrockTokensInstrumentor] = []
-
-    def make(**settings: Any) -> BedrockTokensInstrumentor:
-        instrumentor = BedrockTokensInstrumentor()
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
-        )
-        made.append(instrumentor)
-        return instrumentor
-
-    yield make
-    for instrumentor in made:
-        instrumentor.uninstrument()
-
-
 def outcomes(telemetry: Telemetry) -> dict[str, int]:
     return {point.attributes[STATUS]: point.value for point in telemetry.points(OUTCOMES)}
 

@@ -43,23 +43,6 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-@pytest.fixture
-def instrument(telemetry: Telemetry) -> Iterator[Any]:
-    made: list[BedrockTokensInstrumentor] = []
-
-    def make(**settings: Any) -> BedrockTokensInstrumentor:
-        instrumentor = BedrockTokensInstrumentor()
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
-        )
-        made.append(instrumentor)
-        return instrumentor
-
-    yield make
-    for instrumentor in made:
-        instrumentor.uninstrument()
-
-
 def prediction_of(telemetry: Telemetry) -> dict[str, Any]:
     (span,) = telemetry.spans()
     return {
@@ -69,9 +52,9 @@ def prediction_of(telemetry: Telemetry) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["parallel", "before"])
 def test_a_body_over_the_limit_is_skipped_as_too_large(
-    emulator: BedrockEmulator, telemetry: Telemetry, instrument: Any, mode: str
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, mode: str
 ) -> None:
-    instrumentor = instrument(count_tokens=mode)
+    instrumentor = make_instrumentor(count_tokens=mode)
     body = claude_body(2 * LIMIT)
     response = emulator.client().invoke_model(modelId=MODEL, body=body)
     assert json.loads(response["body"].read())["usage"]["input_tokens"] > 0  # the call itself is untouched
@@ -84,9 +67,9 @@ def test_a_body_over_the_limit_is_skipped_as_too_large(
 
 
 def test_a_converse_request_over_the_limit_is_skipped_as_too_large(
-    emulator: BedrockEmulator, telemetry: Telemetry, instrument: Any
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
 ) -> None:
-    instrument(count_tokens="before")
+    make_instrumentor(count_tokens="before")
     document = {"document": {"format": "txt", "name": "big", "source": {"bytes": b"x" * (2 * LIMIT)}}}
     emulator.client().converse(
         modelId=MODEL, messages=[{"role": "user", "content": [{"text": "read this"}, document]}]
@@ -96,24 +79,26 @@ def test_a_converse_request_over_the_limit_is_skipped_as_too_large(
 
 
 def test_a_body_under_the_limit_is_predicted(
-    emulator: BedrockEmulator, telemetry: Telemetry, instrument: Any
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
 ) -> None:
-    instrument(count_tokens="before")
+    make_instrumentor(count_tokens="before")
     emulator.client().invoke_model(modelId=MODEL, body=claude_body(LIMIT // 2))
     assert prediction_of(telemetry)["bedrock_tokens.prediction.status"] == "ok"
 
 
-def test_zero_lifts_the_limit(emulator: BedrockEmulator, telemetry: Telemetry, instrument: Any) -> None:
-    instrument(count_tokens="before", count_tokens_max_body_bytes=0)
+def test_zero_lifts_the_limit(
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before", count_tokens_max_body_bytes=0)
     emulator.client().invoke_model(modelId=MODEL, body=claude_body(2 * LIMIT))
     assert prediction_of(telemetry)["bedrock_tokens.prediction.status"] == "ok"
 
 
 def test_the_limit_comes_from_the_environment(
-    emulator: BedrockEmulator, telemetry: Telemetry, instrument: Any, monkeypatch: pytest.MonkeyPatch
+    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_BEDROCK_TOKENS_COUNT_TOKENS_MAX_BODY_BYTES", "1000")
-    instrument(count_tokens="before")
+    make_instrumentor(count_tokens="before")
     emulator.client().invoke_model(modelId=MODEL, body=claude_body(2000))
     assert prediction_of(telemetry)["bedrock_tokens.prediction.skip_reason"] == "too_large"
 
@@ -137,17 +122,17 @@ def peak_during(instrumentor: BedrockTokensInstrumentor, client: Any, body: Any)
 @pytest.mark.parametrize("mode", ["parallel", "before"])
 @pytest.mark.parametrize("kind", [bytes, bytearray])
 def test_a_large_body_costs_no_extra_copy(
-    emulator: BedrockEmulator, instrument: Any, mode: str, kind: type
+    emulator: BedrockEmulator, make_instrumentor: Any, mode: str, kind: type
 ) -> None:
     """Memory the call takes with prediction on, against the same call with it off: less than
     half a body more (a copy, a base64 of it for CountTokens, would be one body or more)."""
     client = emulator.client()
     body = kind(claude_body(BIG))
-    instrumentor = instrument(count_tokens="off")
+    instrumentor = make_instrumentor(count_tokens="off")
     client.invoke_model(modelId=MODEL, body=body)["body"].read()  # warm: the connection, the models
     without = peak_during(instrumentor, client, body)
     instrumentor.uninstrument()
-    instrumentor = instrument(count_tokens=mode)
+    instrumentor = make_instrumentor(count_tokens=mode)
     with_prediction = peak_during(instrumentor, client, body)
     assert with_prediction - without < BIG // 2, (with_prediction, without)
 
