@@ -198,7 +198,7 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         if info is not None:
             stats = info()
             sizes[name] = (stats.currsize, stats.maxsize)
-    hook = getattr(BedrockTokensInstrumentor, "_hook", None)
+    hook = getattr(getattr(BedrockTokensInstrumentor, "_hook", None), "lifecycle", None)
     common = getattr(getattr(hook, "telemetry", None), "_common", None)
     if common is not None:
         sizes["telemetry._common"] = (len(common), getattr(telemetry, "_COMMON_CACHE_SIZE", None))

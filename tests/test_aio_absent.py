@@ -34,7 +34,7 @@ def test_without_aiobotocore_nothing_is_imported_or_registered() -> None:
         assert BedrockTokensInstrumentor._aio is None
         assert "aiobotocore.client" not in getattr(wrapt.importer, "_post_import_hooks", {})
         assert not [name for name in sys.modules if name.startswith(("aiobotocore.", "aiohttp"))]
-        assert "otel_bedrock_tokens._aio_hooks" not in sys.modules
+        assert "otel_bedrock_tokens.aiobotocore_adapter" not in sys.modules
         instrumentor.uninstrument()
         print("ok")
         """
@@ -55,7 +55,7 @@ def test_installed_but_unused_aiobotocore_is_not_imported_until_the_app_imports_
 
         from aiobotocore.client import AioBaseClient  # the app imports it: patched now
         wrapper = AioBaseClient.__dict__["_make_api_call"]
-        assert type(wrapper._self_wrapper).__name__ == "AioBedrockHook", wrapper
+        assert type(wrapper._self_wrapper).__name__ == "AioBotocoreAdapter", wrapper
         instrumentor.uninstrument()
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
         print("ok")
@@ -97,7 +97,7 @@ def test_reinstrumented_before_the_import_patches_once() -> None:
 
         from aiobotocore.client import AioBaseClient
         wrapper = AioBaseClient.__dict__["_make_api_call"]
-        assert type(wrapper._self_wrapper).__name__ == "AioBedrockHook"
+        assert type(wrapper._self_wrapper).__name__ == "AioBotocoreAdapter"
         assert not hasattr(wrapper.__wrapped__, "_self_wrapper")  # one level, not two
         instrumentor.uninstrument()
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
@@ -116,7 +116,8 @@ _CYCLES_PRELUDE = """
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from otel_bedrock_tokens import BedrockTokensInstrumentor, instrumentor as module
-    from otel_bedrock_tokens._hooks import BedrockHook
+    from otel_bedrock_tokens.botocore_adapter import BotocoreAdapter
+    from otel_bedrock_tokens.lifecycle import Lifecycle
     from otel_bedrock_tokens.emulator import BedrockEmulator
     from otel_bedrock_tokens.prediction import Predictor
 
@@ -134,7 +135,8 @@ _CYCLES_PRELUDE = """
     registered = wrapt.importer._post_import_hooks.get("aiobotocore.client") or []
     ours = [hook for hook in registered if getattr(hook, "__module__", None) == module.__name__]
     assert len(ours) <= 1, f"{len(ours)} post-import hooks of ours"
-    alive = [o for o in gc.get_objects() if isinstance(o, (BedrockHook, Predictor, module._AioPatch))]
+    kinds = (BotocoreAdapter, Lifecycle, Predictor, module._AioPatch)
+    alive = [o for o in gc.get_objects() if isinstance(o, kinds)]
     assert not alive, f"{len(alive)} objects of ours alive, e.g. {alive[:3]}"
     assert threading.active_count() == threads
     assert BaseClient.__dict__["_make_api_call"] is ORIGINAL
@@ -164,7 +166,7 @@ def test_a_thousand_cycles_leave_nothing_and_a_later_import_is_still_measured() 
     instrumentor.instrument(tracer_provider=provider)
     from aiobotocore.client import AioBaseClient  # the app imports it now: patched, one layer
     wrapper = AioBaseClient.__dict__["_make_api_call"]
-    assert type(wrapper._self_wrapper).__name__ == "AioBedrockHook"
+    assert type(wrapper._self_wrapper).__name__ == "AioBotocoreAdapter"
     assert not hasattr(wrapper.__wrapped__, "_self_wrapper")
     assert not hasattr(BaseClient.__dict__["_make_api_call"].__wrapped__, "_self_wrapper")
     original_aio = wrapper.__wrapped__

@@ -49,10 +49,10 @@ def test_instrument_wraps_and_uninstrument_restores(telemetry: Telemetry) -> Non
     assert AioBaseClient.__dict__["_make_api_call"] is ORIGINAL
     instrumentor = instrument(telemetry)
     wrapper = AioBaseClient.__dict__["_make_api_call"]
-    assert type(wrapper._self_wrapper).__name__ == "AioBedrockHook"
+    assert type(wrapper._self_wrapper).__name__ == "AioBotocoreAdapter"
     assert wrapper.__wrapped__ is ORIGINAL
     # Both hooks of one instrument() share one state.
-    assert wrapper._self_wrapper.hook is BaseClient.__dict__["_make_api_call"]._self_wrapper
+    assert wrapper._self_wrapper.lifecycle is BaseClient.__dict__["_make_api_call"]._self_wrapper.lifecycle
     instrumentor.uninstrument()
     assert AioBaseClient.__dict__["_make_api_call"] is ORIGINAL
 

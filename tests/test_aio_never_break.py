@@ -24,7 +24,13 @@ from aiohttp import ClientResponse
 from botocore.exceptions import ParamValidationError
 from opentelemetry.trace import StatusCode
 
-from otel_bedrock_tokens import BedrockTokensInstrumentor, _aio_hooks, aio_streams, operations, streams
+from otel_bedrock_tokens import (
+    BedrockTokensInstrumentor,
+    aio_streams,
+    aiobotocore_adapter,
+    operations,
+    streams,
+)
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
@@ -219,7 +225,7 @@ def test_unknown_body_class_is_left_untouched(
         originals.append(body)
         return await real(body)
 
-    monkeypatch.setattr(_aio_hooks, "read_and_replay_async", spy)
+    monkeypatch.setattr(aiobotocore_adapter, "read_and_replay_async", spy)
 
     async def use(body: Any) -> bool:
         return body is originals[0] and await body.read() == BODY
@@ -277,7 +283,7 @@ def _first_read(respond: Any, monkeypatch: pytest.MonkeyPatch | None = None) -> 
             seen.append(result)
             return result
 
-        monkeypatch.setattr(_aio_hooks, "read_and_replay_async", spy)
+        monkeypatch.setattr(aiobotocore_adapter, "read_and_replay_async", spy)
 
     async def main(endpoint_url: str) -> Any:
         async with aio_client(endpoint_url, read_timeout=0.3) as client:

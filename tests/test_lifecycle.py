@@ -274,7 +274,7 @@ def test_uninstrumenting_ours_under_theirs_removes_our_wrapper(
     while isinstance(current, proxy) and len(chain) < 10:
         chain.append(type(current._self_wrapper).__name__)
         current = current.__wrapped__
-    assert "BedrockHook" not in chain
+    assert "BotocoreAdapter" not in chain
 
 
 def test_a_call_under_both_with_a_claude_body_keeps_bytes(

@@ -18,9 +18,7 @@ from .conftest import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "far more than three tokens in this prompt"}]}]
-#: The sync path has both bugs until the lifecycle is shared (issue 14).
-_SYNC_DRIFT = pytest.mark.xfail(strict=True, reason="issue 14: sync lifecycle drift")
-TRANSPORTS = (pytest.param("botocore", marks=_SYNC_DRIFT), "aiobotocore")
+TRANSPORTS = ("botocore", "aiobotocore")
 
 
 @pytest.fixture

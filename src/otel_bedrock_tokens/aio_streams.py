@@ -30,19 +30,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import wrapt
 from aiobotocore import response as aio_response
 
 from ._logging import log_internal_error
 from .bodies import ReadResult
-from .operations import Operation
-from .streams import END_COMPLETED, END_ERROR, StreamProxy, install_proxy
-from .telemetry import Call
-
-if TYPE_CHECKING:
-    from ._hooks import BedrockHook
+from .streams import END_COMPLETED, END_ERROR, StreamProxy
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +89,6 @@ class AioStreamProxy(StreamProxy):
             self._self_end(END_ERROR, error)
             raise
         self._self_end(END_COMPLETED)
-
-
-def wrap_aio_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook) -> Any:
-    """Put an :class:`AioStreamProxy` in place of the result's event stream; return the result."""
-    return install_proxy(AioStreamProxy, call, operation, result, hook)
 
 
 # --- InvokeModel bodies ------------------------------------------------------------------------

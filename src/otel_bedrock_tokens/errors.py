@@ -6,7 +6,7 @@ from botocore.exceptions import ClientError
 
 from .facts import ResponseFacts
 from .families._fields import as_dict
-from .operations import response_metadata
+from .metering import response_metadata
 
 
 def error_type_of(error: BaseException) -> str:

@@ -30,12 +30,12 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from ._hooks import BedrockHook
 from ._logging import log_internal_error
+from .botocore_adapter import BotocoreAdapter
+from .lifecycle import Lifecycle
 from .operations import OPERATIONS
 from .prediction import Predictor
 from .settings import Settings
-from .streams import wrap_stream
 from .telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -175,18 +175,18 @@ class _AioPatch:
     """The aiobotocore half of the current ``instrument()``: applied when ``aiobotocore.client`` is
     imported (by :func:`_on_aio_import`), or at once when it already is."""
 
-    def __init__(self, hook: BedrockHook) -> None:
-        self.hook = hook
-        self.applied: Any = None  # the AioBedrockHook, once wrapped
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self.applied: Any = None  # the AioBotocoreAdapter, once wrapped
         self.target: Any = None  # AioBaseClient
 
     def apply(self, module: ModuleType) -> None:
         if self.applied is not None:
             return
         try:
-            from ._aio_hooks import AioBedrockHook
+            from .aiobotocore_adapter import AioBotocoreAdapter
 
-            aio_hook = AioBedrockHook(self.hook)
+            aio_hook = AioBotocoreAdapter(self.lifecycle)
             target = getattr(module, _AIO_CLASS)
             _wrap_innermost(target, aio_hook, is_async=True)
             self.applied, self.target = aio_hook, target
@@ -230,7 +230,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     see the README for every setting and its ``OTEL_BEDROCK_TOKENS_*`` variable.
     """
 
-    _hook: BedrockHook | None = None
+    _hook: BotocoreAdapter | None = None
     _aio: _AioPatch | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -240,38 +240,38 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # Explicit instrument(): a bad setting raises. Zero-code: logged, that setting's default.
         config = Settings.load(kwargs, lenient=_loaded_by_auto_instrumentation())
         predictor = Predictor(config.prediction) if config.prediction.mode != "off" else None
-        hook = BedrockHook(
+        lifecycle = Lifecycle(
             Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
             OPERATIONS,
             request_hook=config.request_hook,
             response_hook=config.response_hook,
-            wrap_stream=wrap_stream,
             chunk_timing=config.chunk_timing,
             predictor=predictor,
         )
+        hook = BotocoreAdapter(lifecycle)
         from botocore.client import BaseClient
 
         _wrap_innermost(BaseClient, hook)
         type(self)._hook = hook
         if _installed(_AIO_PACKAGE):
-            aio = type(self)._aio = _AioPatch(hook)
+            aio = type(self)._aio = _AioPatch(lifecycle)
             _arm_aio(aio)
 
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
         """Wait until every CountTokens prediction in flight has been recorded (before exporting
         metrics at shutdown, say). ``True`` when none is left; ``False`` on timeout."""
         hook = type(self)._hook
-        if hook is None or hook.predictor is None:
+        if hook is None or hook.lifecycle.predictor is None:
             return True
-        return hook.predictor.wait_idle(timeout)
+        return hook.lifecycle.predictor.wait_idle(timeout)
 
     async def wait_for_predictions_async(self, timeout: float = 5.0) -> bool:
         """:meth:`wait_for_predictions` for asyncio code: awaits instead of blocking the event loop
         (whose tasks are the predictions in flight for aiobotocore clients)."""
         hook = type(self)._hook
-        if hook is None or hook.predictor is None:
+        if hook is None or hook.lifecycle.predictor is None:
             return True
-        return await hook.predictor.wait_idle_async(timeout)
+        return await hook.lifecycle.predictor.wait_idle_async(timeout)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
@@ -281,9 +281,10 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         type(self)._hook = type(self)._aio = None
         if hook is None:
             return
-        hook.active = False
-        if hook.predictor is not None:
-            hook.predictor.shutdown()
+        lifecycle = hook.lifecycle
+        lifecycle.active = False
+        if lifecycle.predictor is not None:
+            lifecycle.predictor.shutdown()
         _unwrap(BaseClient, hook)
         if aio is not None:
             aio.remove()

@@ -13,19 +13,13 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
-from .bodies import read_and_replay
+from .bodies import ReadResult, read_and_replay
 from .facts import RequestFacts, RequestParams, ResponseFacts
 from .families import Family, family_for
 from .families._fields import as_dict, number, str_tuple, string, token_count
+from .metering import response_metadata, usage_from_headers
 from .model_id import parse_model_id
 from .usage import Usage
-
-#: Token-count response headers of InvokeModel (lower-cased, as botocore stores them).
-INPUT_HEADER = "x-amzn-bedrock-input-token-count"
-OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
-CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
-CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
-
 
 #: The C scanner behind ``json.loads``, called directly: for the small bodies and chunks of most calls
 #: the Python wrapping around it (encoding detection, ``decode`` and ``raw_decode``) costs about as
@@ -60,26 +54,6 @@ def parse_json_object(data: object) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def usage_from_headers(headers: Mapping[str, str]) -> Usage:
-    return Usage(
-        input_tokens=token_count(headers.get(INPUT_HEADER)),
-        output_tokens=token_count(headers.get(OUTPUT_HEADER)),
-        cache_read_tokens=token_count(headers.get(CACHE_READ_HEADER)),
-        cache_write_tokens=token_count(headers.get(CACHE_WRITE_HEADER)),
-    )
-
-
-def response_metadata(result: Mapping[str, Any], facts: ResponseFacts) -> Mapping[str, str]:
-    """Fill request id and retry count from ``ResponseMetadata``; return its HTTP headers."""
-    metadata = as_dict(result.get("ResponseMetadata"))
-    if metadata is None:
-        return {}
-    facts.request_id = string(metadata.get("RequestId"))
-    facts.retry_attempts = token_count(metadata.get("RetryAttempts"))
-    headers = metadata.get("HTTPHeaders")
-    return headers if isinstance(headers, Mapping) else {}
-
-
 class Operation:
     """Base: the facts every operation shares (model id, server, response metadata)."""
 
@@ -87,6 +61,10 @@ class Operation:
     api_name = ""
     #: The response holds an event stream in this key (``None`` for plain responses).
     stream_key: str | None = None
+    #: The response holds a body to read the facts from in this key (``None``: no body to read).
+    #: A transport that reads bodies its own way (aiobotocore: with ``await``) reads
+    #: ``result[body_key]`` and hands the :class:`.bodies.ReadResult` to :meth:`response`.
+    body_key: str | None = None
 
     def request(self, params: Mapping[str, Any], server: tuple[str | None, int | None]) -> RequestFacts:
         model_id = params.get("modelId")
@@ -107,7 +85,11 @@ class Operation:
     def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
         raise NotImplementedError
 
-    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+    def response(
+        self, request: RequestFacts, result: Mapping[str, Any], read: ReadResult | None = None
+    ) -> ResponseFacts:
+        """The response facts; ``read`` is the body already read by the transport (only for an
+        operation with a :attr:`body_key`)."""
         facts = ResponseFacts()
         response_metadata(result, facts)
         return facts
@@ -125,24 +107,29 @@ class _InvokeModelBase(Operation):
 
 class InvokeModel(_InvokeModelBase):
     api_name = "InvokeModel"
+    body_key = "body"
 
-    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
-        body = result.get("body")
-        if not isinstance(body, StreamingBody):
-            return self.parse_response(request, result, None)
-        # The caller's body object stays in place, reading as it would have (see bodies).
-        read = read_and_replay(body)
-        facts = self.parse_response(request, result, read.data)
-        facts.read_error = read.error
+    def response(
+        self, request: RequestFacts, result: Mapping[str, Any], read: ReadResult | None = None
+    ) -> ResponseFacts:
+        """The body's facts, then the headers' (what Bedrock billed). Without ``read``, a botocore
+        ``StreamingBody`` is read here (the caller's body object stays in place, reading as it would
+        have: see bodies); with it, the transport's replacement body is put in the result."""
+        if read is None:
+            body = result.get("body")
+            if isinstance(body, StreamingBody):
+                read = read_and_replay(body)
+        elif isinstance(result, dict):
+            result["body"] = read.replacement
+        facts = self.parse_response(request, result, read.data if read is not None else None)
+        if read is not None:
+            facts.read_error = read.error
         return facts
 
     def parse_response(
         self, request: RequestFacts, result: Mapping[str, Any], data: bytes | None
     ) -> ResponseFacts:
-        """The facts of a response whose body has already been read as ``data`` (``None``: not read).
-
-        Split from :meth:`response` so the asyncio hook, which reads the body with ``await``, parses
-        it with this very code."""
+        """The facts of a response whose body has already been read as ``data`` (``None``: not read)."""
         facts = ResponseFacts()
         headers = response_metadata(result, facts)
         parsed = parse_json_object(data)
@@ -194,7 +181,9 @@ class _ConverseBase(Operation):
 class Converse(_ConverseBase):
     api_name = "Converse"
 
-    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+    def response(
+        self, request: RequestFacts, result: Mapping[str, Any], read: ReadResult | None = None
+    ) -> ResponseFacts:
         facts = super().response(request, result)
         converse_usage(result.get("usage"), facts.usage)
         reason = string(result.get("stopReason"))
@@ -217,7 +206,9 @@ class CountTokens(Operation):
     def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
         return "count_tokens", None, RequestParams()
 
-    def response(self, request: RequestFacts, result: Mapping[str, Any]) -> ResponseFacts:
+    def response(
+        self, request: RequestFacts, result: Mapping[str, Any], read: ReadResult | None = None
+    ) -> ResponseFacts:
         facts = super().response(request, result)
         facts.predicted_input_tokens = token_count(result.get("inputTokens"))
         return facts

@@ -42,17 +42,18 @@ from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
-from .families._fields import as_dict, string, token_count
-from .operations import Operation, converse_usage, parse_json_object, response_metadata
+from .families._fields import as_dict, string
+from .metering import INVOCATION_METRICS, invocation_metrics_usage, response_metadata
+from .operations import Operation, converse_usage, parse_json_object
 from .telemetry import Attributes, Call
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from ._hooks import BedrockHook
+    from .lifecycle import Lifecycle
+    from .telemetry import ResponseHook
 
 logger = logging.getLogger(__name__)
 
-INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 _INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
 
 #: ``gen_ai.client.operation.time_per_output_chunk`` granularity. ``stream``: one point per stream,
@@ -60,26 +61,12 @@ _INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
 #: allowed to). ``chunk``: one point per chunk after the first, as the conventions describe.
 CHUNK_TIMING_STREAM = "stream"
 CHUNK_TIMING_CHUNK = "chunk"
-CHUNK_TIMINGS = (CHUNK_TIMING_STREAM, CHUNK_TIMING_CHUNK)
 
 #: How a stream span ended (``bedrock_tokens.stream.end``).
 END_COMPLETED = "completed"
 END_CLOSED = "closed"
 END_ERROR = "error"
 END_ABANDONED = "abandoned"
-
-
-def invocation_metrics_usage(metrics: object) -> Usage | None:
-    """The usage Bedrock billed for a stream, from the last chunk's invocation metrics."""
-    fields = as_dict(metrics)
-    if fields is None:
-        return None
-    return Usage(
-        input_tokens=token_count(fields.get("inputTokenCount")),
-        output_tokens=token_count(fields.get("outputTokenCount")),
-        cache_read_tokens=token_count(fields.get("cacheReadInputTokenCount")),
-        cache_write_tokens=token_count(fields.get("cacheWriteInputTokenCount")),
-    )
 
 
 Observer = Callable[["StreamState", Any], bool]
@@ -105,6 +92,7 @@ class StreamState:
         "facts",
         "first_event_at",
         "last_event_at",
+        "lifecycle",
         "observe",
         "per_chunk",
         "response_hook",
@@ -112,8 +100,10 @@ class StreamState:
         "skip_prefixes",
     )
 
-    def __init__(self, call: Call, facts: ResponseFacts, chunk_timing: str) -> None:
+    def __init__(self, call: Call, facts: ResponseFacts, chunk_timing: str, lifecycle: Lifecycle) -> None:
         self.call = call
+        #: Ends the call (settling its prediction) exactly once.
+        self.lifecycle = lifecycle
         self.facts = facts
         #: Authoritative usage from the final usage event; ``facts.usage`` is the family fallback.
         self.billed: Usage | None = None
@@ -164,7 +154,7 @@ class StreamState:
                     # Only for a stream read to its final event: now is when that event arrived.
                     gap = (perf_counter() - self.first_event_at) / (self.events - 1)
                     call.record_chunk_gap(gap)
-            call.end(facts, error_type_of(error) if error is not None else None, extra)
+            self.lifecycle.end(call, facts, error_type_of(error) if error is not None else None, extra)
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not end a stream span")
 
@@ -305,24 +295,25 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         return self.__wrapped__.__reduce__()
 
 
-def wrap_stream(call: Call, operation: Operation, result: Any, hook: BedrockHook) -> Any:
-    """Put a :class:`StreamProxy` in place of the result's event stream; return the result."""
-    return install_proxy(StreamProxy, call, operation, result, hook)
-
-
 def install_proxy(
-    proxy_type: type[StreamProxy], call: Call, operation: Operation, result: Any, hook: BedrockHook
+    proxy_type: type[StreamProxy],
+    call: Call,
+    operation: Operation,
+    result: Any,
+    response_hook: ResponseHook | None,
+    chunk_timing: str,
+    lifecycle: Lifecycle,
 ) -> Any:
     """Put a ``proxy_type`` (sync or asyncio proxy) in place of the result's event stream, with the
-    observer of its operation and model family; return the result."""
+    observer of its operation and model family; return the result. ``lifecycle`` ends the call."""
     key = operation.stream_key
     stream = result.get(key) if isinstance(result, dict) and key is not None else None
     facts = ResponseFacts()
     response_metadata(result if isinstance(result, dict) else {}, facts)
     if stream is None:
-        call.end(facts, None, {names.STREAM_INCOMPLETE: True})
+        lifecycle.end(call, facts, None, {names.STREAM_INCOMPLETE: True})
         return result
-    state = StreamState(call, facts, hook.chunk_timing)
+    state = StreamState(call, facts, chunk_timing, lifecycle)
     if operation.api_name == "ConverseStream":
         state.observe = _observe_converse_event
         state.skip_key = "contentBlockDelta"  # text and tool-input deltas: no usage, no stop reason
@@ -331,9 +322,9 @@ def install_proxy(
         state.observe = _invoke_observer(family)
         state.skip_prefixes = family.skip_prefixes
     proxy = result[key] = proxy_type(stream, state)
-    if hook.response_hook is not None:
+    if response_hook is not None:
         try:
-            hook.run_hook(hook.response_hook, call, operation, result)
+            lifecycle.run_hook(response_hook, call, operation, result)
         except BaseException as interrupt:  # KeyboardInterrupt...: end the span, then propagate
             proxy._self_end(END_ERROR, interrupt)
             raise

@@ -44,7 +44,7 @@ ResponseHook = Callable[[trace.Span, str, str, Any], None]
 
 
 class PredictionLike(Protocol):
-    """What a call needs of its CountTokens prediction (``prediction.Prediction``)."""
+    """What the lifecycle needs of a call's CountTokens prediction (``prediction.Prediction``)."""
 
     def settle(self, call: Call, actual_input: int | None) -> Attributes: ...
 
@@ -198,7 +198,7 @@ class Call:
         self._end_guard = threading.Lock()
         self._token: object | None = None
         self._context: Context | None = None
-        #: Set by the predictor when CountTokens runs for this call; settled in :meth:`end`.
+        #: Set by the predictor when CountTokens runs for this call; settled by the lifecycle's end.
         self.prediction: PredictionLike | None = None
         self.started = perf_counter()
 
@@ -218,17 +218,32 @@ class Call:
         error_type: str | None = None,
         extra: Attributes | None = None,
     ) -> bool:
-        """Record the span's result and the metric points; ``False`` if already ended."""
+        """Record the span's result and the metric points; ``False`` if already ended.
+
+        The prediction is not settled here (the lifecycle settles it, then calls
+        :meth:`claim_end` and :meth:`record_end`): the call never calls back into the prediction."""
         if not self._end_guard.acquire(blocking=False):
             return False
+        self.record_end(response, error_type, extra)
+        return True
+
+    def claim_end(self) -> bool:
+        """Take the single right to end this call (``False``: someone already has); the claimant
+        then calls :meth:`record_end`. Never blocks: safe from any thread."""
+        return self._end_guard.acquire(blocking=False)
+
+    def record_end(
+        self,
+        response: ResponseFacts | None,
+        error_type: str | None = None,
+        extra: Attributes | None = None,
+    ) -> None:
+        """The end itself, after a successful :meth:`claim_end`: span attributes, metric points."""
         elapsed = perf_counter() - self.started
         span = self.span
         metric_attributes = self._metric_attributes
         # One set_attributes call: the SDK takes a lock and validates per call.
         attributes = self.response_attributes(response) if response is not None else {}
-        if self.prediction is not None:
-            actual = response.usage.total_input if response is not None else None
-            attributes.update(self.prediction.settle(self, actual))
         if extra:
             attributes.update(extra)
         if error_type is not None:
@@ -261,7 +276,6 @@ class Call:
             if usage.cache_write_tokens:
                 telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes, context=call_context)
         span.end()
-        return True
 
     def record_prediction(self, outcome: str, predicted: int | None, actual: int | None) -> None:
         """One prediction's outcome; with both numbers, its error and the two token counts."""
