@@ -31,7 +31,7 @@ from .aio_streams import read_and_replay_async, wrap_aio_stream
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .operations import InvokeModel, Operation
-from .prediction import RefuseRequest
+from .refusal import RefuseRequest
 from .telemetry import Call
 
 logger = logging.getLogger(__name__)

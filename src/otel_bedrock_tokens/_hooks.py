@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
@@ -21,8 +21,11 @@ from .endpoint import server_of
 from .errors import error_facts, error_type_of
 from .facts import RequestFacts, ResponseFacts
 from .operations import Operation
-from .prediction import Predictor, RefuseRequest
+from .refusal import RefuseRequest
 from .telemetry import Call, RequestHook, ResponseHook, Telemetry
+
+if TYPE_CHECKING:
+    from .prediction import Predictor
 
 logger = logging.getLogger(__name__)
 
