@@ -25,7 +25,7 @@ import logging
 import sys
 from collections.abc import Callable, Collection
 from types import FunctionType, MethodType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -34,9 +34,12 @@ from ._logging import log_internal_error
 from .botocore_adapter import BotocoreAdapter
 from .lifecycle import Lifecycle
 from .operations import OPERATIONS
-from .prediction import Predictor
 from .settings import Settings
 from .telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from .prediction import Predictor
+    from .settings import PredictionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +226,14 @@ def _arm_aio(aio: _AioPatch) -> None:
         wrapt.register_post_import_hook(_on_aio_import, _AIO_MODULE)
 
 
+def _predictor(settings: PredictionSettings) -> Predictor:
+    """A :class:`Predictor`, importing :mod:`.prediction` only now: with ``count_tokens="off"`` (the
+    default) it is never imported, which keeps it out of the cold start."""
+    from .prediction import Predictor
+
+    return Predictor(settings)
+
+
 class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans and metrics with the exact tokens Bedrock bills, for every ``bedrock-runtime`` call.
 
@@ -239,7 +250,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         # Explicit instrument(): a bad setting raises. Zero-code: logged, that setting's default.
         config = Settings.load(kwargs, lenient=_loaded_by_auto_instrumentation())
-        predictor = Predictor(config.prediction) if config.prediction.mode != "off" else None
+        predictor = _predictor(config.prediction) if config.prediction.mode != "off" else None
         lifecycle = Lifecycle(
             Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
             OPERATIONS,

@@ -34,7 +34,7 @@ from .endpoint import server_of
 from .errors import error_facts, error_type_of
 from .facts import ResponseFacts
 from .operations import Operation
-from .prediction import RefuseRequest
+from .refusal import RefuseRequest
 from .streams import StreamProxy, install_proxy
 from .telemetry import Attributes, Call, RequestHook, ResponseHook, Telemetry
 

@@ -15,7 +15,6 @@ there and one line in :meth:`Settings._parse`.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -220,6 +219,8 @@ def _unknown_keywords(kwargs: Mapping[str, Any], lenient: bool) -> Mapping[str, 
     unknown = sorted(name for name in kwargs if name not in KNOWN_KEYWORDS)
     if not unknown:
         return kwargs
+    import difflib  # only for a misspelt keyword: kept out of every cold start
+
     for name in unknown:
         close = difflib.get_close_matches(name, KNOWN_KEYWORDS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -237,6 +238,8 @@ def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
     """One warning per ``OTEL_BEDROCK_TOKENS_*`` variable that is no setting (a misspelling)."""
     known = [env_name(keyword) for keyword in DOCS]
     for name in sorted(key for key in environ if key.startswith(ENV_PREFIX) and key not in known):
+        import difflib  # only for a misspelt variable: kept out of every cold start
+
         # Compared without the prefix, which every name shares and would make anything look close.
         close = difflib.get_close_matches(name[len(ENV_PREFIX) :].lower(), DOCS, n=1)
         hint = f"did you mean {env_name(close[0])}?" if close else f"the settings are {', '.join(known)}"

@@ -14,19 +14,17 @@ from typing import Any, Protocol
 from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Histogram, MeterProvider, get_meter
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as GenAI
-from opentelemetry.semconv._incubating.attributes.aws_attributes import AWS_REQUEST_ID
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as GenAIMetrics
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
 from opentelemetry.util.types import AttributeValue
 
+from . import _semconv as GenAI
+from . import _semconv as GenAIMetrics
 from . import names
+from ._semconv import AWS_REQUEST_ID, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT
 from .facts import RequestFacts, ResponseFacts
 from .version import __version__
 
-PROVIDER = GenAI.GenAiProviderNameValues.AWS_BEDROCK.value  # "aws.bedrock"
+PROVIDER = GenAI.GEN_AI_PROVIDER_NAME_AWS_BEDROCK  # "aws.bedrock"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 #: Advisory bucket boundaries from the GenAI semantic conventions.
