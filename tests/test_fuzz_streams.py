@@ -33,8 +33,8 @@ from otel_bedrock_tokens.emulator.eventstream import (
     exception_frame,
 )
 
-from .fuzzing import JSON, WEIRD, Session, our_spans, outcome, session, uninstrumented
-from .replay import Interaction
+from .support.fuzzing import JSON, WEIRD, Session, our_spans, outcome, session, uninstrumented
+from .support.replay import Interaction
 
 FUZZ = settings(
     max_examples=60,
