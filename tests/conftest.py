@@ -1,5 +1,5 @@
 """Fixtures only (helpers live in tests/support/): an SDK tracer/meter with in-memory exporters and
-the instrumentor on them."""
+the instrumentor on them; plus the hook that runs ``slow`` tests first."""
 
 from __future__ import annotations
 
@@ -55,3 +55,10 @@ def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
 def replayer() -> Iterator[Replayer]:
     with replay_server() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the ``slow`` tests first (stable order otherwise). Under pytest-xdist every worker collects
+    this same order and the scheduler hands tests out in it, so the long ones start while the many
+    short ones fill in around them, instead of one long test finishing alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

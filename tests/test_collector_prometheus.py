@@ -50,6 +50,9 @@ from .support.collector import (
     prometheus_targets,
 )
 
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
+
 PYTHON_JOB = "python-exporter"
 INSTANCE = "prometheus-test-1"
 TOKENS = COLLECTOR_NAMES["gen_ai.client.token.usage"]

@@ -35,6 +35,9 @@ from .support.fuzzing import (
 from .support.replay import Interaction, answer, replay_server
 from .support.telemetry import Telemetry, make_telemetry
 
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     max_examples=60,
     deadline=None,

@@ -49,6 +49,9 @@ from .support.replay import (
 )
 from .support.telemetry import Telemetry, make_telemetry
 
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
+
 ACCESS_KEY = "AKIASECURITYPROBE7Q3Z"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECURITYPROBE"
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjSECURITYPROBETOKENxyz0123456789"
