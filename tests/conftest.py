@@ -1,64 +1,17 @@
-"""Shared fixtures: an SDK tracer/meter with in-memory exporters and the instrumentor on them."""
+"""Fixtures only (helpers live in tests/support/): an SDK tracer/meter with in-memory exporters and
+the instrumentor on them; plus the hook that runs ``slow`` tests first."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
-from .replay import Replayer, replay_server
-
-
-@dataclass
-class Telemetry:
-    """What the instrumentation exported during a test."""
-
-    exporter: InMemorySpanExporter
-    reader: InMemoryMetricReader
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-
-    def spans(self) -> tuple[ReadableSpan, ...]:
-        return tuple(self.exporter.get_finished_spans())
-
-    def points(self, metric_name: str) -> list[Any]:
-        """Every data point of ``metric_name`` (histogram or sum) collected so far."""
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        if data is None:
-            return found
-        for resource_metrics in data.resource_metrics:
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == metric_name:
-                        found.extend(metric.data.data_points)
-        return found
-
-    def histogram_sum(self, metric_name: str, **attributes: Any) -> float:
-        """Sum of ``metric_name`` over the points whose attributes include ``attributes``."""
-        total = 0.0
-        for point in self.points(metric_name):
-            if all(point.attributes.get(key) == value for key, value in attributes.items()):
-                total += point.sum
-        return total
-
-
-def make_telemetry() -> Telemetry:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    return Telemetry(exporter, reader, tracer_provider, meter_provider)
+from .support.replay import Replayer, replay_server
+from .support.telemetry import Telemetry, make_telemetry
 
 
 @pytest.fixture
@@ -102,3 +55,10 @@ def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
 def replayer() -> Iterator[Replayer]:
     with replay_server() as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the ``slow`` tests first (stable order otherwise). Under pytest-xdist every worker collects
+    this same order and the scheduler hands tests out in it, so the long ones start while the many
+    short ones fill in around them, instead of one long test finishing alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

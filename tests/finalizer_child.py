@@ -173,7 +173,7 @@ def deadlock(kind: str) -> dict[str, Any]:
 
 async def _prepare_async(endpoint_url: str) -> None:
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-    from tests.aio_support import aio_client
+    from tests.support.aio import aio_client
 
     async with aio_client(endpoint_url) as client:
         async for _ in (await client.converse_stream(modelId=MODEL, messages=MESSAGES))["stream"]:

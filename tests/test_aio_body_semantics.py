@@ -15,8 +15,8 @@ pytest.importorskip("aiobotocore")
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .aio_support import aio_client, run
-from .conftest import Telemetry
+from .support.aio import aio_client, run
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .aio_support import CLAUDE, LLAMA, NOVA, aio_client, claude_request, consume, messages, run
-from .conftest import Telemetry
+from .support.aio import CLAUDE, LLAMA, NOVA, aio_client, claude_request, consume, messages, run
+from .support.telemetry import Telemetry
 
 TASKS = 200
 TOKENS = "gen_ai.client.token.usage"

@@ -16,8 +16,8 @@ from botocore.client import BaseClient
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .aio_support import CLAUDE, aio_client, messages, run
-from .conftest import Telemetry
+from .support.aio import CLAUDE, aio_client, messages, run
+from .support.telemetry import Telemetry
 
 ORIGINAL = AioBaseClient.__dict__["_make_api_call"]
 

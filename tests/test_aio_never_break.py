@@ -34,9 +34,8 @@ from otel_bedrock_tokens import (
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
-from .aio_support import CLAUDE, aio_client, call_recorded_async, messages, run
-from .conftest import Telemetry
-from .replay import (
+from .support.aio import CLAUDE, aio_client, call_recorded_async, messages, run
+from .support.replay import (
     RECORDINGS,
     RawServer,
     Replayer,
@@ -46,6 +45,7 @@ from .replay import (
     synthetic,
     token_headers,
 )
+from .support.telemetry import Telemetry
 
 LOGGER = "otel_bedrock_tokens"
 BODY = claude_body(input_tokens=3, output_tokens=4)
@@ -495,7 +495,7 @@ def test_validation_error_reaches_the_caller_and_is_recorded(
 def test_connection_refused_reaches_the_caller(instrumented: Telemetry) -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from .replay import closed_port
+    from .support.replay import closed_port
 
     async def main() -> None:
         async with aio_client(f"http://127.0.0.1:{closed_port()}") as client:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .aio_support import (
+from .support.aio import (
     CLAUDE,
     LLAMA,
     NOVA,
@@ -32,8 +32,8 @@ from .aio_support import (
     messages,
     run,
 )
-from .conftest import Telemetry, make_telemetry
-from .replay import all_recordings, call_recorded, load, replay_server
+from .support.replay import all_recordings, call_recorded, load, replay_server
+from .support.telemetry import Telemetry, make_telemetry
 
 TOKENS = "gen_ai.client.token.usage"
 DURATION = "gen_ai.client.operation.duration"

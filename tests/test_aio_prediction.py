@@ -18,8 +18,8 @@ pytest.importorskip("aiobotocore")
 from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .aio_support import CLAUDE, aio_client, claude_request, messages, run
-from .conftest import Telemetry, make_telemetry
+from .support.aio import CLAUDE, aio_client, claude_request, messages, run
+from .support.telemetry import Telemetry, make_telemetry
 
 OUTCOMES = "bedrock_tokens.client.prediction.outcomes"
 ERRORS = "bedrock_tokens.client.prediction.error"

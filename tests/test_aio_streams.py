@@ -20,10 +20,10 @@ from botocore.exceptions import EventStreamError
 from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .aio_support import CLAUDE, aio_client, call_recorded_async, claude_request, messages, run
-from .conftest import Telemetry
-from .replay import RECORDINGS, Interaction, RawServer, Replayer, load, read_http_request
-from .test_stream_lifecycle import frames
+from .support.aio import CLAUDE, aio_client, call_recorded_async, claude_request, messages, run
+from .support.replay import RECORDINGS, Interaction, RawServer, Replayer, load, read_http_request
+from .support.streams import frames
+from .support.telemetry import Telemetry
 
 CLAUDE_STREAM = (
     RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"

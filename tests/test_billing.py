@@ -20,7 +20,7 @@ from otel_bedrock_tokens.billing import (
 )
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .fuzzing import JSON, WEIRD
+from .support.fuzzing import JSON, WEIRD
 
 ROUTED = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"

@@ -24,7 +24,7 @@ from botocore.stub import Stubber
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (

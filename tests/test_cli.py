@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -18,29 +17,9 @@ import pytest
 from otel_bedrock_tokens.cli import UsageError, count_input, count_model_id
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
+from .support.cli import COMMAND, _env, run
+
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
-SCRIPT = Path(sys.executable).parent / "otel-bedrock-tokens"
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "otel_bedrock_tokens.cli"]
-
-
-def _env(**changes: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTEL_"))}
-    env.update({k: v for k, v in changes.items() if v is not None})
-    return env
-
-
-def run(
-    *args: str, timeout: float = 60, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*COMMAND, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or _env(),
-        input=stdin,
-        check=False,
-    )
 
 
 class Lines:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import _env, run
+from .support.cli import _env, run
 
 GENAI_VERSION = pytest.importorskip("genai_prices").__version__
 

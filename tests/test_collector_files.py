@@ -16,16 +16,17 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .test_collector_translate import (
+from .support.collector import (
     COLLECTOR_NAMES,
+    DASHBOARD,
+    EXAMPLE,
     instrument_definitions,
     label_name,
     prometheus_series_names,
+    prometheus_targets,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "collector"
 COMPOSE = EXAMPLE / "docker-compose.yaml"
-DASHBOARD = EXAMPLE / "grafana" / "dashboards" / "bedrock-tokens.json"
 
 #: Grafana's own variables the dashboard may use.
 GRAFANA_BUILTINS = {"__range", "__rate_interval", "__interval", "__all"}
@@ -105,15 +106,6 @@ def host_port(endpoint: str) -> tuple[str, int]:
     parts = urlsplit(endpoint)
     assert parts.hostname is not None and parts.port is not None, endpoint
     return parts.hostname, parts.port
-
-
-def prometheus_targets(panels: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(panel, target) for every query of every panel, rows' nested panels included."""
-    found = []
-    for panel in panels:
-        found += prometheus_targets(panel.get("panels", []))
-        found += [(panel, target) for target in panel.get("targets", [])]
-    return found
 
 
 def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -412,7 +404,7 @@ def test_dashboard_layout(dashboard: dict[str, Any]) -> None:
 
 
 def test_app_service_sends_otlp_to_the_collector(services: dict[str, Any]) -> None:
-    from .test_collector_otlp import load_app
+    from .support.collector import load_app
 
     app = services["app"]
     environment = app["environment"]

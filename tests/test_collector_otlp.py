@@ -4,7 +4,6 @@ metrics to a loopback receiver that decodes them with ``opentelemetry-proto``.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,6 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,17 +20,18 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from otel_bedrock_tokens import names, telemetry
 from otel_bedrock_tokens.version import __version__
 
-from .test_collector_translate import (
+from .support.collector import (
     COLLECTOR_NAMES,
     COUNTER,
+    EXAMPLE,
     HISTOGRAM,
     CollectorStandIn,
     ReceivedSpan,
     attributes_dict,
     instrument_definitions,
+    load_app,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "collector"
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 SCOPE = "otel_bedrock_tokens.telemetry"
 INSTANCE = "otlp-test-1"
@@ -46,18 +45,6 @@ BUCKETS = {
     names.PREDICTION_TOKENS: telemetry.TOKEN_BUCKETS,
     names.PREDICTION_ERROR: telemetry.PREDICTION_ERROR_BUCKETS,
 }
-
-
-def load_app() -> ModuleType:
-    """examples/collector/app.py as a module (it is a script, not part of the package)."""
-    name = "otel_bedrock_tokens_collector_example_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @dataclass

@@ -41,9 +41,17 @@ import yaml
 from otel_bedrock_tokens import BedrockTokensInstrumentor, demo
 from otel_bedrock_tokens.emulator import BedrockEmulator, ModelTotals
 
-from .test_collector_files import DASHBOARD, EXAMPLE, prometheus_targets
-from .test_collector_otlp import load_app
-from .test_collector_translate import COLLECTOR_NAMES, CollectorStandIn
+from .support.collector import (
+    COLLECTOR_NAMES,
+    DASHBOARD,
+    EXAMPLE,
+    CollectorStandIn,
+    load_app,
+    prometheus_targets,
+)
+
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
 
 PYTHON_JOB = "python-exporter"
 INSTANCE = "prometheus-test-1"

@@ -28,7 +28,7 @@ from botocore.retries.standard import ExponentialBackoff
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault, LedgerEntry
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 NOVA = "amazon.nova-micro-v1:0"

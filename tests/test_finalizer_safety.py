@@ -21,7 +21,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 CHILD = Path(__file__).resolve().parent / "finalizer_child.py"
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_abandoned.py"
@@ -114,7 +114,7 @@ def test_aio_stream_ended_off_its_loop_settles_its_late_prediction_on_the_loop(
     the CountTokens task still in flight gets its completion callback through the loop (asyncio tasks
     are not thread-safe), and the late prediction is recorded."""
     pytest.importorskip("aiobotocore")
-    from .aio_support import CLAUDE, aio_client, messages, run
+    from .support.aio import CLAUDE, aio_client, messages, run
 
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(

@@ -22,8 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import Telemetry, make_telemetry
-from .fuzzing import (
+from .support.fuzzing import (
     HEADER_VALUE,
     JSON,
     WEIRD,
@@ -33,7 +32,11 @@ from .fuzzing import (
     session,
     uninstrumented,
 )
-from .replay import Interaction, answer, replay_server
+from .support.replay import Interaction, answer, replay_server
+from .support.telemetry import Telemetry, make_telemetry
+
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(
     max_examples=60,

@@ -33,8 +33,11 @@ from otel_bedrock_tokens.emulator.eventstream import (
     exception_frame,
 )
 
-from .fuzzing import JSON, WEIRD, Session, our_spans, outcome, session, uninstrumented
-from .replay import Interaction
+from .support.fuzzing import JSON, WEIRD, Session, our_spans, outcome, session, uninstrumented
+from .support.replay import Interaction
+
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(
     max_examples=60,

@@ -13,7 +13,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Tell me about interrupts."}]}]
@@ -108,7 +108,7 @@ def test_aio_hook_interrupt_ends_the_span_and_propagates(
     interrupt: type[BaseException], hook: str, operation: str, emulator: BedrockEmulator, telemetry: Telemetry
 ) -> None:
     pytest.importorskip("aiobotocore")
-    from .aio_support import aio_client, run
+    from .support.aio import aio_client, run
 
     raiser = Raiser(interrupt)
 

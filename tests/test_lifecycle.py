@@ -25,8 +25,8 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic
+from .support.replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic
+from .support.telemetry import Telemetry
 
 OUR_SCOPE = "otel_bedrock_tokens"
 THEIR_SCOPE = "opentelemetry.instrumentation.botocore"

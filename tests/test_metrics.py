@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic, token_headers
+from .support.replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic, token_headers
+from .support.telemetry import Telemetry
 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)

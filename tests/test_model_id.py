@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from otel_bedrock_tokens.families import family_for
 from otel_bedrock_tokens.model_id import parse_model_id
 
-from .conftest import Telemetry
-from .replay import Replayer, call_recorded, claude_body, synthetic, token_headers
+from .support.replay import Replayer, call_recorded, claude_body, synthetic, token_headers
+from .support.telemetry import Telemetry
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 

@@ -24,8 +24,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor, operations
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
-from .conftest import Telemetry
-from .replay import (
+from .support.replay import (
     RawServer,
     Replayer,
     call_recorded,
@@ -36,6 +35,7 @@ from .replay import (
     synthetic,
     token_headers,
 )
+from .support.telemetry import Telemetry
 
 LOGGER = "otel_bedrock_tokens"
 

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     f"""
     import sys
     sys.path.insert(0, {str(REPO)!r})
-    from tests.replay import call_recorded, claude_body, replay_server, synthetic, token_headers
+    from tests.support.replay import call_recorded, claude_body, replay_server, synthetic, token_headers
 
     body = claude_body(input_tokens=1, output_tokens=1)
     interaction = synthetic(body, headers=token_headers(12, 34, cache_read=5, cache_write=0))

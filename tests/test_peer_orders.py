@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Who wraps whom?"}]}]
@@ -122,7 +122,7 @@ def test_every_order_with_the_aiobotocore_peer_restores_aiobotocore(
     from aiobotocore.client import AioBaseClient
     from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
 
-    from .aio_support import aio_client, run
+    from .support.aio import aio_client, run
 
     original = AioBaseClient.__dict__["_make_api_call"]
 

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
 from otel_bedrock_tokens.settings import SettingError
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Interaction, Replayer, answer, call_recorded, load
+from .support.replay import RECORDINGS, Interaction, Replayer, answer, call_recorded, load
+from .support.telemetry import Telemetry
 
 CLAUDE = RECORDINGS / "otel-contrib" / "test_invoke_model_with_content[anthropic.claude].yaml"  # 14 in
 PROMPT_CACHE = RECORDINGS / "openllmetry" / "traces__test_anthropic__test_prompt_cache.yaml"  # 4+18131

@@ -14,7 +14,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import cache_key
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET = "anthropic.claude-sonnet-4-20250514-v1:0"

@@ -16,7 +16,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import Predictor
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 CYCLES = 1000

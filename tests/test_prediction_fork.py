@@ -26,7 +26,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry, make_telemetry
+from .support.telemetry import Telemetry, make_telemetry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -190,7 +190,7 @@ def test_forked_child_predicts_under_asyncio_while_the_parents_are_in_flight(
     flight when the child is forked; the child's own loop predicts all its calls, and those
     tasks, which are not the child's, neither fill its queue nor keep it from being idle."""
     pytest.importorskip("aiobotocore")
-    from .aio_support import aio_client
+    from .support.aio import aio_client
 
     emulator.set_latency(first_byte=0.5, model=SONNET, operation="CountTokens")  # one at a time: 4 s
     instrumentor = instrument("parallel")

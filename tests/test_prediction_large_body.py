@@ -18,7 +18,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import request_size
 from otel_bedrock_tokens.settings import SettingError
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 LIMIT = 1_000_000  # the default

@@ -22,8 +22,16 @@ from opentelemetry.trace import StatusCode
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Interaction, Replayer, all_recordings, call_recorded, load, replay_server
+from .support.replay import (
+    RECORDINGS,
+    Interaction,
+    Replayer,
+    all_recordings,
+    call_recorded,
+    load,
+    replay_server,
+)
+from .support.telemetry import Telemetry
 
 CORE_OPERATIONS = ("InvokeModel", "Converse")
 

@@ -37,8 +37,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, telemetry
 
-from .conftest import Telemetry, make_telemetry
-from .replay import (
+from .support.replay import (
     RECORDINGS,
     Interaction,
     Replayer,
@@ -48,6 +47,10 @@ from .replay import (
     load,
     replay_server,
 )
+from .support.telemetry import Telemetry, make_telemetry
+
+#: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
+pytestmark = pytest.mark.slow
 
 ACCESS_KEY = "AKIASECURITYPROBE7Q3Z"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECURITYPROBE"

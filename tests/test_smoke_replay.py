@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Replayer, call_recorded, load
+from .support.replay import RECORDINGS, Replayer, call_recorded, load
+from .support.telemetry import Telemetry
 
 
 def test_prompt_cache_recording_reports_cache_inclusive_input(

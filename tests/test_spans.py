@@ -17,8 +17,8 @@ from opentelemetry.util.types import Attributes
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
-from .conftest import Telemetry
-from .replay import CLAUDE_MODEL, Replayer, call_recorded, claude_body, synthetic
+from .support.replay import CLAUDE_MODEL, Replayer, call_recorded, claude_body, synthetic
+from .support.telemetry import Telemetry
 
 CLAUDE_REQUEST = (
     b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "temperature": 0.5, "top_p": 0.9, '

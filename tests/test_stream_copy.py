@@ -20,7 +20,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -126,7 +126,7 @@ def test_aio_stream_response_copies_as_without_instrumentation(telemetry: Teleme
     """The asyncio proxy inherits the same copies: a plain ``AioEventStream`` copy, and the wrapped
     stream's own deep-copy and pickle errors."""
     pytest.importorskip("aiobotocore")
-    from .aio_support import aio_client, run
+    from .support.aio import aio_client, run
 
     async def main(endpoint_url: str) -> list[Any]:
         async with aio_client(endpoint_url) as client:

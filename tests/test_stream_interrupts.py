@@ -18,7 +18,7 @@ from botocore.eventstream import EventStream
 from otel_bedrock_tokens import abandoned
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -109,7 +109,7 @@ def test_interrupt_inside_async_iteration_ends_the_span_and_propagates(
     pytest.importorskip("aiobotocore")
     from aiobotocore.eventstream import AioEventStream
 
-    from .aio_support import aio_client, run
+    from .support.aio import aio_client, run
 
     raised = error_class()
     interrupt_parsing(monkeypatch, AioEventStream, raised, after=2)

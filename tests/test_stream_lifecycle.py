@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import struct
 import threading
 from typing import Any
 
@@ -11,8 +10,9 @@ import pytest
 
 from otel_bedrock_tokens import abandoned
 
-from .conftest import Telemetry
-from .replay import RECORDINGS, Interaction, Replayer, call_recorded, load
+from .support.replay import RECORDINGS, Interaction, Replayer, call_recorded, load
+from .support.streams import frames
+from .support.telemetry import Telemetry
 
 CLAUDE_STREAM = (
     RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"
@@ -26,17 +26,6 @@ def start(replayer: Replayer, path: Any = CLAUDE_STREAM) -> tuple[Interaction, A
     response = call_recorded(replayer.client, interaction)
     key = "body" if interaction.operation == "InvokeModelWithResponseStream" else "stream"
     return interaction, response[key]
-
-
-def frames(body: bytes) -> list[bytes]:
-    """Split an event-stream body into its raw frames (each starts with its total length)."""
-    out = []
-    offset = 0
-    while offset < len(body):
-        (length,) = struct.unpack_from(">I", body, offset)
-        out.append(body[offset : offset + length])
-        offset += length
-    return out
 
 
 def only_span(telemetry: Telemetry) -> Any:

@@ -18,8 +18,8 @@ from otel_bedrock_tokens.families import family_for
 from otel_bedrock_tokens.model_id import parse_model_id
 from otel_bedrock_tokens.streams import INVOCATION_METRICS
 
-from .conftest import Telemetry, make_telemetry
-from .replay import Interaction, Replayer, all_recordings, call_recorded, load
+from .support.replay import Interaction, Replayer, all_recordings, call_recorded, load
+from .support.telemetry import Telemetry, make_telemetry
 
 STREAM_OPERATIONS = ("InvokeModelWithResponseStream", "ConverseStream")
 STREAM_RECORDINGS = [p for p in all_recordings() if load(p)[0].operation in STREAM_OPERATIONS]

@@ -1,33 +1,10 @@
-"""Fixtures for the emulator's tests: the package's own pytest plugin fixtures, plus helpers.
+"""Fixtures for the emulator's tests: the package's own pytest plugin fixtures.
 
 ``bedrock_emulator`` / ``bedrock_client`` come from ``otel_bedrock_tokens.emulator.pytest_plugin``
-(the fixtures users get), so these tests exercise exactly what is offered.
+(the fixtures users get), so these tests exercise exactly what is offered. Helpers live in
+tests/support/emulator.py.
 """
-
-from __future__ import annotations
-
-import json
-from typing import Any
 
 from otel_bedrock_tokens.emulator.pytest_plugin import bedrock_client, bedrock_emulator
 
 __all__ = ["bedrock_client", "bedrock_emulator"]
-
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
-HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
-SONNET4 = "anthropic.claude-sonnet-4-20250514-v1:0"
-MESSAGES = [{"role": "user", "content": [{"text": "What is the weather in Seattle today?"}]}]
-
-
-def claude_body(text: str = "Tell me a joke about spans.", **extra: Any) -> str:
-    body: dict[str, Any] = {
-        "anthropic_version": ANTHROPIC_VERSION,
-        "max_tokens": 200,
-        "messages": [{"role": "user", "content": text}],
-    }
-    body.update(extra)
-    return json.dumps(body)
-
-
-def headers_of(response: dict[str, Any]) -> dict[str, str]:
-    return dict(response["ResponseMetadata"]["HTTPHeaders"])

@@ -14,7 +14,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.emulator.cache import PromptCache
 from otel_bedrock_tokens.emulator.prompt import CachePrefix
 
-from .conftest import HAIKU, MESSAGES, SONNET4, claude_body, headers_of
+from ..support.emulator import HAIKU, MESSAGES, SONNET4, claude_body, headers_of
 
 LONG = " ".join(f"Rule {n}: keep answers short and cite the order number." for n in range(50))
 OTHER = " ".join(f"Fact {n}: shipping takes three days." for n in range(50))

@@ -10,7 +10,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.emulator.cache import PromptCache
 from otel_bedrock_tokens.emulator.prompt import CachePrefix, PromptBuilder
 
-from .conftest import HAIKU, SONNET4, headers_of
+from ..support.emulator import HAIKU, SONNET4, headers_of
 
 LONG = " ".join(f"Rule {n}: keep answers short and cite the order number." for n in range(400))
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_bedrock_tokens.emulator import eventstream
-from tests.replay import raw_recording
+from tests.support.replay import raw_recording
 
 RECORDINGS = Path(__file__).parent.parent / "recordings"
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .conftest import HAIKU, MESSAGES, claude_body
+from ..support.emulator import HAIKU, MESSAGES, claude_body
 
 NOVA = "amazon.nova-micro-v1:0"
 

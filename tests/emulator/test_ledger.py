@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 from otel_bedrock_tokens.emulator.ledger import Ledger
 
-from ..conftest import Telemetry
-from .conftest import HAIKU, MESSAGES, SONNET4, claude_body
+from ..support.emulator import HAIKU, MESSAGES, SONNET4, claude_body
+from ..support.telemetry import Telemetry
 
 LONG = " ".join(f"Clause {n}: the customer is always informed." for n in range(300))
 

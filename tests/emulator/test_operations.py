@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .conftest import HAIKU, MESSAGES, SONNET4, claude_body, headers_of
+from ..support.emulator import HAIKU, MESSAGES, SONNET4, claude_body, headers_of
 
 ASK = "What is the weather in Seattle today?"
 TOOL = {

@@ -21,7 +21,7 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from otel_bedrock_tokens.emulator import BedrockEmulator
-from tests.replay import raw_recording
+from tests.support.replay import raw_recording
 
 RECORDINGS = Path(__file__).parent.parent / "recordings"
 #: Framing and hop-by-hop headers (compared separately), and the recorders' ``Set-Cookie`` stand-in.

@@ -13,7 +13,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.emulator.catalog import DEFAULT_OPAQUE_BACKING, Catalog
 from otel_bedrock_tokens.emulator.server import route
 
-from .conftest import MESSAGES
+from ..support.emulator import MESSAGES
 
 SONNET37 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 from otel_bedrock_tokens.emulator.server import MAX_BODY
 
-from .conftest import HAIKU, MESSAGES, claude_body
+from ..support.emulator import HAIKU, MESSAGES, claude_body
 
 
 def _post(

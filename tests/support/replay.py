@@ -24,7 +24,7 @@ import boto3
 import yaml
 from botocore.config import Config
 
-RECORDINGS = Path(__file__).parent / "recordings"
+RECORDINGS = Path(__file__).parent.parent / "recordings"
 
 #: Last path segment -> botocore operation name.
 OPERATION_BY_SUFFIX = {

@@ -19,8 +19,8 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 
-from .conftest import Telemetry, make_telemetry
 from .replay import Replayer, replay_server
+from .telemetry import Telemetry, make_telemetry
 
 SCOPE = "otel_bedrock_tokens.telemetry"
 
