@@ -14,7 +14,7 @@ from otel_bedrock_tokens import TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.telemetry import Call
 
-from .conftest import Telemetry
+from .support.telemetry import Telemetry
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "far more than three tokens in this prompt"}]}]
@@ -32,7 +32,7 @@ def converse(transport: str, emulator: BedrockEmulator) -> Any:
     if transport == "botocore":
         return emulator.client().converse(modelId=MODEL, messages=MESSAGES)
     pytest.importorskip("aiobotocore")
-    from .aio_support import aio_client, run
+    from .support.aio import aio_client, run
 
     async def main() -> Any:
         async with aio_client(emulator.endpoint_url) as client:
