@@ -45,6 +45,10 @@ _MANTLE_SUFFIXES = (
 )
 #: A path can only be a mantle route when it ends in one of these (one ``str.endswith`` call).
 _MANTLE_ENDINGS = tuple(suffix for suffix, _ in _MANTLE_SUFFIXES)
+#: The same, by the path's last segment (one dict lookup, then one suffix test).
+_MANTLE_BY_LAST_SEGMENT = {
+    suffix.rsplit("/", 1)[1]: (suffix, operation) for suffix, operation in _MANTLE_SUFFIXES
+}
 _MODEL_SEGMENT = "/model/"
 _SIGV4 = "AWS4-HMAC-SHA256"
 _BEDROCK_SERVICES = frozenset({"bedrock", "bedrock-mantle"})
@@ -82,10 +86,9 @@ def route(path: str) -> tuple[str, str | None, str] | None:
             if operation is not None:
                 return operation, unquote(rest[:slash]), "bedrock"
         return None
-    if path.endswith(_MANTLE_ENDINGS):
-        for suffix, operation in _MANTLE_SUFFIXES:
-            if path.endswith(suffix):
-                return operation, None, "bedrock-mantle"
+    found = _MANTLE_BY_LAST_SEGMENT.get(path[path.rfind("/") + 1 :])
+    if found is not None and path.endswith(found[0]):
+        return found[1], None, "bedrock-mantle"
     return None
 
 
@@ -108,7 +111,7 @@ def is_bedrock_authorization(authorization: str | None, host: str) -> bool:
         return _signed_service(authorization) in _BEDROCK_SERVICES
     if authorization[:7].lower() == "bearer ":
         lowered = host.lower()
-        return any(marker in lowered for marker in _BEDROCK_HOST_MARKERS)
+        return _BEDROCK_HOST_MARKERS[0] in lowered or _BEDROCK_HOST_MARKERS[1] in lowered
     return False
 
 
@@ -121,14 +124,12 @@ def recognize(method: str, path: str, host: str, headers: Mapping[str, str]) -> 
     """
     if method != "POST":
         return None
-    # One substring search and one suffix test: the whole cost for almost every request. A query
-    # string or a trailing slash defeats the suffix test, so such paths go on to the full match.
-    if (
-        _MODEL_SEGMENT not in path
-        and not path.endswith(_MANTLE_ENDINGS)
-        and "?" not in path
-        and not path.endswith("/")
-    ):
+    query = path.find("?")
+    if query >= 0:
+        path = path[:query]
+    # One substring search and one suffix test: the whole cost for almost every request (a trailing
+    # slash defeats the suffix test, so such paths go on to the full match).
+    if _MODEL_SEGMENT not in path and not path.endswith(_MANTLE_ENDINGS) and not path.endswith("/"):
         return None
     found = route(path)
     if found is None:
