@@ -12,6 +12,7 @@ after it can be framed reliably.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import NamedTuple
 
 _PRELUDE = struct.Struct(">II")
@@ -29,7 +30,8 @@ _FIXED = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
 class Frame(NamedTuple):
     """One decoded message: its string headers (``:event-type``, ``:message-type``...) and payload."""
 
-    headers: dict[str, str]
+    #: Read-only: frames with the same header bytes share one mapping (see :func:`_headers`).
+    headers: Mapping[str, str]
     payload: bytes
 
     @property
@@ -119,6 +121,25 @@ class EventStreamDecoder:
         return len(self._buffer)
 
 
+#: Decoded header blocks by their bytes. A stream repeats the same few blocks (every InvokeModel
+#: ``chunk`` event has identical headers), so decoding each distinct block once saves most of the
+#: per-event cost. Bounded: once full, further blocks are decoded every time. Frames share the
+#: mappings, which nobody mutates.
+_HEADER_CACHE: dict[bytes, Mapping[str, str]] = {}
+_HEADER_CACHE_SIZE = 256
+#: Only small blocks are kept (Bedrock's are under 100 bytes): the cache stays under 64 kB.
+_HEADER_CACHE_BLOCK = 256
+
+
+def _headers(raw: bytes) -> Mapping[str, str]:
+    cached = _HEADER_CACHE.get(raw)
+    if cached is None:
+        cached = decode_headers(raw)
+        if len(raw) <= _HEADER_CACHE_BLOCK and len(_HEADER_CACHE) < _HEADER_CACHE_SIZE:
+            _HEADER_CACHE[raw] = cached
+    return cached
+
+
 def _frame(raw: bytes, headers_len: int) -> Frame:
     """The frame ``raw`` (exactly one, its lengths already checked)."""
-    return Frame(decode_headers(raw[12 : 12 + headers_len]), raw[12 + headers_len : -4])
+    return Frame(_headers(raw[12 : 12 + headers_len]), raw[12 + headers_len : -4])

@@ -166,23 +166,55 @@ class _EventStreamReader(Reader):
         raise NotImplementedError
 
 
+#: How Bedrock serialises a ``chunk`` event's payload: ``{"bytes":"<base64>","p":"..."}``.
+_BYTES_PREFIX = b'{"bytes":"'
+
+
+def _encoded_prefixes(prefixes: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The base64 text every chunk starting with one of ``prefixes`` starts with: base64 maps each
+    3 bytes to 4 characters independently, so the whole 3-byte groups of a prefix encode the same
+    way in every chunk that starts with it."""
+    encoded = []
+    for prefix in prefixes:
+        whole = len(prefix) - len(prefix) % 3
+        if whole:
+            encoded.append(base64.b64encode(prefix[:whole]))
+    return tuple(encoded)
+
+
 class InvokeStreamReader(_EventStreamReader):
     """InvokeModelWithResponseStream: ``chunk`` events ``{"bytes": base64(model JSON)}``; the family
-    reads each chunk, the final chunk's invocation metrics are the billed usage."""
+    reads each chunk, the final chunk's invocation metrics are the billed usage.
 
-    __slots__ = ("_family",)
+    Per event, as on the botocore path (``streams``): a chunk that starts with one of the family's
+    ``skip_prefixes`` is passed over, here on its base64 text (no decoding); the others are decoded
+    and parsed only when they contain a family marker or the invocation metrics."""
+
+    __slots__ = ("_family", "_skip")
 
     def __init__(self, model_id: str) -> None:
         super().__init__()
         self._family = family_for(parse_model_id(model_id))
+        self._skip = _encoded_prefixes(self._family.skip_prefixes)
 
     def _event(self, frame: Frame) -> None:
         if frame.event_type != "chunk":
             return
-        envelope = parse_json_object(frame.payload)
-        encoded = envelope.get("bytes") if envelope is not None else None
-        if not isinstance(encoded, str):
-            return
+        payload = frame.payload
+        encoded: object
+        if payload.startswith(_BYTES_PREFIX):
+            start = len(_BYTES_PREFIX)
+            end = payload.find(b'"', start)
+            if end < 0:
+                return
+            if self._skip and payload.startswith(self._skip, start):
+                return
+            encoded = payload[start:end]
+        else:
+            envelope = parse_json_object(payload)
+            encoded = envelope.get("bytes") if envelope is not None else None
+            if not isinstance(encoded, str):
+                return
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
