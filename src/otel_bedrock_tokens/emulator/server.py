@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from . import mantle
 from .errors import BedrockError
 from .service import Call, Service
 from .wire import Delivery, Header, PlainResponse, Response, StreamResponse, Timing
@@ -127,6 +128,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(status, payload)
             return
         found = route(path) if self.command == "POST" else None
+        mantle_operation = mantle.route(path) if found is None and self.command == "POST" else None
+        if mantle_operation is not None:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self._write(mantle.handle(self.server.service, mantle_operation, headers, body), timing)
+            return
         if found is None:
             message = {"message": f"No route for {self.command} {path}"}
             self._send_json(404, message, [("x-amzn-ErrorType", "UnknownOperationException")])
