@@ -165,87 +165,87 @@ def profile(ours: Ours, canned: Canned, cases: dict[str, Any], calls: int, top: 
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(PACKAGE, top)
     stats.sort_stats("cumulative").print_stats(PACKAGE, top)
-    return re.sub(r"/[^\s]*/site-packages/", "", text.getvalue())
+    return re.sub(r"/[^\s]*/(?:site-packages|src)/", "", text.getvalue())
 
 
 _CALLGRIND_CHILD = """
 import sys
 sys.path.insert(0, {here!r})
 import profile_ours
-profile_ours.callgrind_child(sys.argv[1], sys.argv[2] == "on", int(sys.argv[3]), int(sys.argv[4]))
+profile_ours.callgrind_child(int(sys.argv[1]), int(sys.argv[2]))
 """
 
 
-def callgrind_child(path: str, on: bool, calls: int, long_events: int) -> None:
-    """In a child under valgrind: warm up, then toggle collection around ``calls`` calls only."""
-    body, headers, call = paths(long_events)[path]
+def _marker() -> None:
+    """Ends a callgrind segment: the child runs under ``--dump-before=os_getppid``."""
+    os.getppid()
+
+
+def callgrind_child(calls: int, long_events: int) -> None:
+    """Under valgrind: per path, ``calls`` calls uninstrumented then ``calls`` instrumented, each
+    segment closed by a marker, so each dump holds exactly one segment. Four dumps per path:
+    warm-up, off, switching on, on."""
     ours = Ours()
     canned = Canned()
-    canned.answer(body, headers)
-    if on:
+    for body, headers, call in paths(long_events).values():
+        canned.answer(body, headers)
         ours.on()
-    for _ in range(3):
-        call(canned.client)
-    # valgrind's client request is not reachable from Python: the child does the same warm-up in
-    # both arms, so the difference of the totals (on - off) / calls is the per-call figure.
-    for _ in range(calls):
-        call(canned.client)
+        for _ in range(3):
+            call(canned.client)
+        ours.off()
+        for _ in range(3):
+            call(canned.client)
+        _marker()
+        for _ in range(calls):
+            call(canned.client)
+        _marker()
+        ours.on()
+        _marker()
+        for _ in range(calls):
+            call(canned.client)
+        _marker()
+        ours.off()
 
 
 def callgrind(cases: dict[str, Any], calls: int, long_events: int) -> dict[str, float]:
-    """Instructions per call added by ours (valgrind callgrind totals, on - off, per extra call).
+    """Instructions per call added by ours: one valgrind callgrind run, (on - off) / calls per path.
 
-    Each arm runs twice (with ``calls`` and with ``2 * calls`` calls) so start-up and warm-up cancel:
-    (I(on, 2n) - I(on, n)) - (I(off, 2n) - I(off, n)) over n."""
+    Instruction counts are deterministic (the machine's load does not move them, unlike the
+    clocks), so a cut can be judged on a busy machine; they do not weigh cache misses."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
+        print("valgrind not found: no instruction counts", file=sys.stderr)
         return {}
-    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "child.py"
         script.write_text(_CALLGRIND_CHILD.format(here=str(HERE)))
-        for path in cases:
-            totals: dict[tuple[str, int], int] = {}
-            for arm in ("on", "off"):
-                for count in (calls, 2 * calls):
-                    output = Path(tmp) / f"callgrind.{arm}.{count}"
-                    done = subprocess.run(
-                        [
-                            valgrind,
-                            "--tool=callgrind",
-                            f"--callgrind-out-file={output}",
-                            sys.executable,
-                            str(script),
-                            path,
-                            arm,
-                            str(count),
-                            str(long_events),
-                        ],
-                        capture_output=True,
-                        text=True,
-                        timeout=3600,
-                        env={**os.environ, "PYTHONHASHSEED": "0"},
-                    )
-                    match = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
-                    if match is None:
-                        summary = (
-                            re.search(r"^summary:\s*(\d+)", output.read_text(), re.M)
-                            if output.exists()
-                            else None
-                        )
-                        if summary is None:
-                            break
-                        totals[(arm, count)] = int(summary.group(1))
-                    else:
-                        totals[(arm, count)] = int(match.group(1))
-            if len(totals) == 4:
-                on = totals[("on", 2 * calls)] - totals[("on", calls)]
-                off = totals[("off", 2 * calls)] - totals[("off", calls)]
-                out[path] = (on - off) / calls
-            print(
-                f"  callgrind {path}: {out.get(path, float('nan')):.0f} instructions per call",
-                file=sys.stderr,
-            )
+        output = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={output}",
+                "--dump-before=os_getppid",
+                sys.executable,
+                str(script),
+                str(calls),
+                str(long_events),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda file: int(file.name.rsplit(".", 1)[1]))
+        totals = []
+        for dump in dumps:
+            match = re.search(r"^(?:summary|totals):\s*(\d+)", dump.read_text(), re.M)
+            totals.append(int(match.group(1)) if match else 0)
+    out: dict[str, float] = {}
+    for index, path in enumerate(cases):
+        segment = totals[4 * index : 4 * index + 4]
+        if len(segment) == 4:
+            out[path] = (segment[3] - segment[1]) / calls
     return out
 
 

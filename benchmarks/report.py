@@ -72,7 +72,7 @@ class Plan:
     repeat: int
 
 
-FULL = Plan(rounds=9, calls=30, stream_calls=10, long_events=100, repeat=1)
+FULL = Plan(rounds=15, calls=20, stream_calls=8, long_events=100, repeat=1)
 QUICK = Plan(rounds=3, calls=12, stream_calls=4, long_events=100, repeat=1)
 
 
@@ -118,7 +118,8 @@ def run_worker(
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=environment)
     except subprocess.TimeoutExpired:
         return {"instrumentation": instrumentation, "error": "the worker timed out (1800 s)"}
-    log(f"  {instrumentation} / {processor} / content {content}: {time.perf_counter() - started:.0f} s")
+    shown = "n/a" if instrumentation == "ours" else content
+    log(f"  {instrumentation} / {processor} / content {shown}: {time.perf_counter() - started:.0f} s")
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -227,7 +228,11 @@ def cells(raw: dict[Setting, list[dict[str, Any]]], long_events: int) -> list[di
                             "figures": figures,
                             "errors": errors,
                             "best_peer": best_peer,
-                            "ratio": ours / best if ours is not None and best and best > 0 else None,
+                            # Only when both figures are above zero: a figure at or below zero
+                            # is within the noise, and a ratio of it would mean nothing.
+                            "ratio": ours / best
+                            if ours is not None and best is not None and ours > 0 and best > 0
+                            else None,
                         }
                     )
     return out
