@@ -4,7 +4,7 @@ Run by ``benchmarks/run.py`` once per instrumentation, each in its own process (
 in its own virtual environment with the same boto3/botocore and OpenTelemetry SDK versions)::
 
     python benchmarks/peer_worker.py --instrumentation ours|botocore|openllmetry|openinference
-        [--rounds 15] [--calls 50] [--stream-calls 3]
+        [--rounds 15] [--calls 50] [--stream-calls 3] [--processor batch|simple] [--long-events 1000]
 
 The workload is identical for every instrumentation: a boto3 ``bedrock-runtime`` client whose
 requests are answered by a botocore ``before-send`` handler with fixed bytes (``canned.Canned``:
@@ -18,11 +18,14 @@ Instrumentations that patch botocore's classes (ours, the official botocore one)
 their block and off for the plain one; those that patch each new client (OpenLLMetry, OpenInference)
 are switched on once, and the plain client is one created before. The clock is
 ``time.process_time`` (every thread of the process, so a batch span processor's worker is paid
-for). The added cost is the median over rounds of (instrumented block - plain block of the same
+for); each block is also timed with ``time.perf_counter`` (wall time the caller waits: with a batch
+processor the export runs on its worker thread, outside the caller's wall time). The added cost
+is the median over rounds of (instrumented block - plain block of the same
 round), per call, with its quartiles: a drift in machine load between rounds cancels out.
 
 SDK set-up, the same for everyone and registered as the global providers too: ``TracerProvider`` with
-a ``BatchSpanProcessor`` over an exporter that counts and drops spans; ``MeterProvider`` with an
+a ``BatchSpanProcessor`` (``--processor simple``: a ``SimpleSpanProcessor``, export on the caller's
+thread at ``span.end()``) over an exporter that counts and drops spans; ``MeterProvider`` with an
 ``InMemoryMetricReader`` collected only between cases. Prompt/response content capture is off for
 every peer (the like-for-like setting: ours never records content); ``--content default`` keeps
 each peer's own default instead.
@@ -194,18 +197,21 @@ class Counting:
 class Sdk:
     """The OpenTelemetry SDK every instrumentation reports to (also the global providers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, processor: str = "batch") -> None:
         from opentelemetry import metrics, trace
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         self.exporter = Counting()
         self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(
-            BatchSpanProcessor(self.exporter, max_queue_size=100_000)  # type: ignore[arg-type]
-        )
+        if processor == "simple":
+            self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))  # type: ignore[arg-type]
+        else:
+            self.tracer_provider.add_span_processor(
+                BatchSpanProcessor(self.exporter, max_queue_size=100_000)  # type: ignore[arg-type]
+            )
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         trace.set_tracer_provider(self.tracer_provider)
@@ -391,27 +397,27 @@ def converse_stream_call(client: Any) -> None:
         pass
 
 
-def cases(calls: int, stream_calls: int) -> list[Case]:
+def cases(calls: int, stream_calls: int, long_events: int = 1000) -> list[Case]:
     return [
         Case("InvokeModel", CLAUDE_RESPONSE, CLAUDE_HEADERS, invoke_model, calls),
         Case("Converse", CONVERSE_RESPONSE, CONVERSE_HEADERS, converse, calls),
         Case("InvokeModelWithResponseStream", claude_stream(3), STREAM_HEADERS, invoke_stream, calls, 3),
         Case(
             "InvokeModelWithResponseStream",
-            claude_stream(1000),
+            claude_stream(long_events),
             STREAM_HEADERS,
             invoke_stream,
             stream_calls,
-            1000,
+            long_events,
         ),
         Case("ConverseStream", converse_stream(3), STREAM_HEADERS, converse_stream_call, calls, 3),
         Case(
             "ConverseStream",
-            converse_stream(1000),
+            converse_stream(long_events),
             STREAM_HEADERS,
             converse_stream_call,
             stream_calls,
-            1000,
+            long_events,
         ),
     ]
 
@@ -420,13 +426,17 @@ def median_us(samples: list[float]) -> float:
     return statistics.median(samples) * 1e6
 
 
-def block(operation: Callable[[], None], calls: int) -> float:
-    """Per-call CPU seconds of ``calls`` back-to-back operations."""
-    clock = time.process_time
-    start = clock()
+def block(operation: Callable[[], None], calls: int, walls: list[float] | None = None) -> float:
+    """Per-call CPU seconds of ``calls`` back-to-back operations (per-call wall seconds appended to
+    ``walls`` when given)."""
+    clock, wall = time.process_time, time.perf_counter
+    start, wall_start = clock(), wall()
     for _ in range(calls):
         operation()
-    return (clock() - start) / calls
+    cpu = (clock() - start) / calls
+    if walls is not None:
+        walls.append((wall() - wall_start) / calls)
+    return cpu
 
 
 def measure(
@@ -467,17 +477,19 @@ def measure(
 
     base: list[float] = []
     measured: list[float] = []
+    base_wall: list[float] = []
+    measured_wall: list[float] = []
     floors: list[float] = []
     with_floor: list[float] = []
     for index in range(rounds):
-        arms = [(False, run_plain, base), (True, run_instrumented, measured)]
+        arms = [(False, run_plain, base, base_wall), (True, run_instrumented, measured, measured_wall)]
         if index % 2:
             arms.reverse()
-        for on, operation, samples in arms:
+        for on, operation, samples, walls in arms:
             gc.collect()
             if on and switch.global_patch:
                 switch.on()
-            samples.append(block(operation, case.calls))
+            samples.append(block(operation, case.calls, walls))
             if on and switch.global_patch:
                 switch.off()
         floors.append(block(floor, FLOOR_CALLS))
@@ -487,7 +499,14 @@ def measure(
     # rounds cancels out of each difference; the median of the differences is the figure.
     added = [m - b for b, m in zip(base, measured, strict=True)]
     quartiles = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
+    added_wall = [m - b for b, m in zip(base_wall, measured_wall, strict=True)]
+    wall_quartiles = statistics.quantiles(added_wall, n=4) if len(added_wall) > 1 else [added_wall[0]] * 3
     return {
+        "baseline_wall_us": median_us(base_wall),
+        "instrumented_wall_us": median_us(measured_wall),
+        "added_wall_us": median_us(added_wall),
+        "added_wall_q1_us": wall_quartiles[0] * 1e6,
+        "added_wall_q3_us": wall_quartiles[2] * 1e6,
         "baseline_us": median_us(base),
         "instrumented_us": median_us(measured),
         "added_us": median_us(added),
@@ -518,13 +537,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50, help="calls per block (short calls)")
     parser.add_argument("--stream-calls", type=int, default=3, help="calls per block (1000-event streams)")
     parser.add_argument("--content", choices=("off", "default"), default="off")
+    parser.add_argument("--processor", choices=("batch", "simple"), default="batch")
+    parser.add_argument("--long-events", type=int, default=1000, help="events in the long streams (>= 6)")
     args = parser.parse_args()
     if args.content == "off":
         os.environ.update(CONTENT_OFF)
 
     from canned import Canned
 
-    sdk = Sdk()
+    sdk = Sdk(args.processor)
     switch = SWITCHES[args.instrumentation](sdk)
     plain = Canned()  # created before any instrumentation: never instrumented by per-client peers
     if not switch.global_patch:
@@ -536,7 +557,7 @@ def main() -> None:
     instrumented = Canned()
     floor = sdk.floor()
     results: dict[str, Any] = {}
-    for case in cases(args.calls, args.stream_calls):
+    for case in cases(args.calls, args.stream_calls, args.long_events):
         key = case.name if case.events is None else f"{case.name}/{case.events}"
         results[key] = measure(case, switch, plain, instrumented, floor, args.rounds)
     print(
@@ -548,6 +569,8 @@ def main() -> None:
                 "opentelemetry_sdk": version_of("opentelemetry-sdk"),
                 "python": platform.python_version(),
                 "content": args.content,
+                "processor": args.processor,
+                "long_events": args.long_events,
                 "rounds": args.rounds,
                 "calls": args.calls,
                 "stream_calls": args.stream_calls,
