@@ -338,7 +338,7 @@ def test_nothing_leaks_when_span_start_fails(logs: Captured, monkeypatch: pytest
 
 
 def test_nothing_leaks_when_span_end_fails(logs: Captured, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_end = telemetry.Call.end
+    real_end = telemetry.Call.record_end  # every end, with or without a prediction, goes through it
 
     def failing_end(self: Any, response: Any, error_type: Any = None, extra: Any = None) -> Any:
         real_end(self, None, "forced")  # the span still ends, so the next call starts clean
@@ -346,7 +346,7 @@ def test_nothing_leaks_when_span_end_fails(logs: Captured, monkeypatch: pytest.M
         logs.lines.append(held)  # what our code holds is searched as if it were logged
         raise RuntimeError(f"forced failure at span end, holding {held}")
 
-    monkeypatch.setattr(telemetry.Call, "end", failing_end)
+    monkeypatch.setattr(telemetry.Call, "record_end", failing_end)
     exported = replay_everything(make_telemetry(), logs)
     assert logs.records > 100
     joined = "\n".join(exported.values())
@@ -365,7 +365,7 @@ def test_a_failed_call_whose_error_quotes_the_prompt_does_not_reach_our_log(
     def failing_end(self: Any, response: Any, error_type: Any = None, extra: Any = None) -> Any:
         raise RuntimeError("forced failure at span end")
 
-    monkeypatch.setattr(telemetry.Call, "end", failing_end)
+    monkeypatch.setattr(telemetry.Call, "record_end", failing_end)
     record = make_telemetry()
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(tracer_provider=record.tracer_provider, meter_provider=record.meter_provider)
