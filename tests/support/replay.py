@@ -134,6 +134,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _ReplayServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    # The default backlog of 5 drops connections when tests open dozens at once on a loaded machine
+    # (seen as ConnectionClosedError in the 24-thread prediction test): as deep as the emulator's.
+    request_queue_size = 128
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
