@@ -40,12 +40,12 @@ import wrapt
 
 from . import abandoned, names
 from ._logging import log_internal_error
+from .converse import STREAM_SKIP_KEY, converse_stream_event
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
-from .families._fields import as_dict, string
 from .metering import INVOCATION_METRICS, invocation_metrics_usage, response_metadata
-from .operations import Operation, converse_usage, parse_json_object
+from .operations import Operation, parse_json_object
 from .telemetry import Attributes, Call
 from .usage import Usage
 
@@ -192,20 +192,11 @@ class StreamState:
 
 def _observe_converse_event(state: StreamState, event: Any) -> bool:
     """ConverseStream: ``messageStop`` has the stop reason, ``metadata`` the usage (last event)."""
-    metadata = event.get("metadata")
-    if metadata is not None:
-        usage = Usage()
-        converse_usage(as_dict(metadata) and metadata.get("usage"), usage)
-        if usage.is_empty():
-            return False  # a metadata event without usage (guardrail trace only): keep waiting
-        state.billed = usage
-        return True
-    stop = event.get("messageStop")
-    if stop is not None:
-        reason = string(as_dict(stop) and stop.get("stopReason"))
-        if reason is not None:
-            state.facts.finish_reasons = (reason,)
-    return False
+    billed = converse_stream_event(event, state.facts)
+    if billed is None:
+        return False
+    state.billed = billed
+    return True
 
 
 @lru_cache(maxsize=64)
@@ -325,7 +316,7 @@ def install_proxy(
     state = StreamState(call, facts, chunk_timing, lifecycle)
     if operation.api_name == "ConverseStream":
         state.observe = _observe_converse_event
-        state.skip_key = "contentBlockDelta"  # text and tool-input deltas: no usage, no stop reason
+        state.skip_key = STREAM_SKIP_KEY  # text and tool-input deltas: no usage, no stop reason
     else:
         family = family_for(call.request.model)
         state.observe = _invoke_observer(family)
