@@ -27,19 +27,14 @@ response: see :class:`_ReplayContent`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from time import perf_counter
 from typing import Any, NamedTuple
 
 import wrapt
 from aiobotocore import response as aio_response
 
-from ._logging import log_internal_error
 from .bodies import ReadResult
 from .streams import END_COMPLETED, END_ERROR, StreamProxy
-
-logger = logging.getLogger(__name__)
 
 
 class AioStreamProxy(StreamProxy):
@@ -54,34 +49,13 @@ class AioStreamProxy(StreamProxy):
         return iter(self.__wrapped__)
 
     async def _self_events(self) -> AsyncIterator[Any]:
+        # StreamProxy.__iter__ with ``async for``: the per-event step is the shared StreamState.stepper.
         state = self._self_state
-        observe = state.observe
-        skip = state.skip_prefixes
-        skip_key = state.skip_key
-        per_chunk = state.per_chunk
-        timed = state.first_event_at is not None
+        see = state.stepper()
         try:
             async for event in self.__wrapped__:
-                # The per-event step of StreamProxy.__iter__, line for line (see streams).
-                if not state.ended:
-                    state.events += 1
-                    if not timed:
-                        timed = True
-                        state.first_event_at = state.last_event_at = perf_counter()
-                    elif per_chunk:
-                        state.time_chunk()
-                    try:
-                        if skip:
-                            chunk = event.get("chunk")
-                            passed_over = chunk is not None and chunk["bytes"].startswith(skip)
-                        else:
-                            passed_over = skip_key in event
-                        last = not passed_over and observe(state, event)
-                    except Exception:
-                        log_internal_error(logger, "bedrock-tokens: could not read a stream event")
-                        last = False
-                    if last:
-                        self._self_end(END_COMPLETED)
+                if not state.ended and see(event):
+                    self._self_end(END_COMPLETED)
                 yield event
         except GeneratorExit:
             raise  # the caller left the loop and the iterator was closed: it may resume or close

@@ -1,8 +1,11 @@
 """Per botocore operation: the request facts before the call, the response facts after it.
 
 One :class:`Operation` per ``bedrock-runtime`` operation we measure. Adding an operation (the
-streams, CountTokens) means adding one entry to :data:`OPERATIONS`; the hook and the telemetry do not
-change. Nothing here touches spans.
+streams, CountTokens) means adding one entry to :data:`OPERATIONS`; the lifecycle, the transport
+adapters and the telemetry do not change. An operation says where its response keeps a body to read
+(:attr:`Operation.body_key`) or an event stream (:attr:`Operation.stream_key`); how to read them is
+the transport's. The wire shapes themselves live in :mod:`.converse`, :mod:`.metering` and
+``families/``. Nothing here touches spans.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Any
 from botocore.response import StreamingBody
 
 from .bodies import ReadResult, read_and_replay
+from .converse import converse_params, converse_response
+from .converse import converse_usage as converse_usage  # re-exported: its old home
 from .facts import RequestFacts, RequestParams, ResponseFacts
 from .families import Family, family_for
-from .families._fields import as_dict, number, str_tuple, string, token_count
+from .families._fields import token_count
 from .metering import response_metadata, usage_from_headers
 from .model_id import parse_model_id
-from .usage import Usage
 
 #: The C scanner behind ``json.loads``, called directly: for the small bodies and chunks of most calls
 #: the Python wrapping around it (encoding detection, ``decode`` and ``raw_decode``) costs about as
@@ -147,32 +151,6 @@ class InvokeModelWithResponseStream(_InvokeModelBase):
     stream_key = "body"
 
 
-def converse_params(params: Mapping[str, Any]) -> RequestParams:
-    config = as_dict(params.get("inferenceConfig")) or {}
-    extra = as_dict(params.get("additionalModelRequestFields")) or {}
-    top_k = extra.get("top_k", extra.get("topK"))
-    if top_k is None:
-        top_k = (as_dict(extra.get("inferenceConfig")) or {}).get("topK")
-    return RequestParams(
-        max_tokens=token_count(config.get("maxTokens")),
-        temperature=number(config.get("temperature")),
-        top_p=number(config.get("topP")),
-        top_k=number(top_k),
-        stop_sequences=str_tuple(config.get("stopSequences")),
-    )
-
-
-def converse_usage(usage: object, into: Usage) -> None:
-    """Converse ``usage`` (also the ConverseStream ``metadata`` event's)."""
-    fields = as_dict(usage)
-    if fields is None:
-        return
-    into.input_tokens = token_count(fields.get("inputTokens"))
-    into.output_tokens = token_count(fields.get("outputTokens"))
-    into.cache_read_tokens = token_count(fields.get("cacheReadInputTokens"))
-    into.cache_write_tokens = token_count(fields.get("cacheWriteInputTokens"))
-
-
 class _ConverseBase(Operation):
     def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
         return "chat", None, converse_params(params)
@@ -185,10 +163,7 @@ class Converse(_ConverseBase):
         self, request: RequestFacts, result: Mapping[str, Any], read: ReadResult | None = None
     ) -> ResponseFacts:
         facts = super().response(request, result)
-        converse_usage(result.get("usage"), facts.usage)
-        reason = string(result.get("stopReason"))
-        if reason is not None:
-            facts.finish_reasons = (reason,)
+        converse_response(result, facts)
         return facts
 
 

@@ -16,13 +16,14 @@ and the span ends promptly from a safe place (the next instrumented call, a reap
 An exception raised by the caller's own loop body is not seen here: the generator is merely closed
 (``GeneratorExit``, exactly as for ``break``), so such a stream ends when it is closed or dropped.
 
-Per event (the loops of :class:`StreamProxy` and the asyncio proxy, written out because they run once
-per event and a Python call per event is a measurable share of what we add): count it, take a clock
-reading on the first event only (``chunk_timing="chunk"``: on every one), pass over the events that
-carry neither usage nor a stop reason without a call (an InvokeModelWithResponseStream chunk that
-starts with one of its family's ``skip_prefixes``, one ``bytes.startswith``; a ConverseStream
-``contentBlockDelta``, one key test), and hand the rest to the observer of the operation, which
-parses a chunk's JSON only when it can carry usage or a stop reason (``Family.chunk_markers``).
+Per event (one step, :meth:`StreamState.stepper`, shared by the sync and asyncio proxies, whose loops
+differ only in ``for`` / ``async for``; built once per iteration with what it reads in locals,
+because it runs once per event): count it, take a clock reading on the first event only
+(``chunk_timing="chunk"``: on every one), pass over the events that carry neither usage nor a stop
+reason without a call (an InvokeModelWithResponseStream chunk that starts with one of its family's
+``skip_prefixes``, one ``bytes.startswith``; a ConverseStream ``contentBlockDelta``, one key test),
+and hand the rest to the observer of the operation, which parses a chunk's JSON only when it can
+carry usage or a stop reason (``Family.chunk_markers``).
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ import wrapt
 
 from . import abandoned, names
 from ._logging import log_internal_error
+from .converse import STREAM_SKIP_KEY, converse_stream_event
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
-from .families._fields import as_dict, string
 from .metering import INVOCATION_METRICS, invocation_metrics_usage, response_metadata
-from .operations import Operation, converse_usage, parse_json_object
+from .operations import Operation, parse_json_object
 from .telemetry import Attributes, Call
 from .usage import Usage
 
@@ -120,6 +121,36 @@ class StreamState:
         #: no event has.
         self.skip_key = ""
 
+    def stepper(self) -> Callable[[Any], bool]:
+        """The per-event step of both proxies (see "Per event" above), built once per iteration
+        with everything it reads in locals: ``step(event)`` is ``True`` at the final usage event.
+        It never raises: a malformed event is logged and passed over."""
+        state = self
+        observe = self.observe
+        skip = self.skip_prefixes
+        skip_key = self.skip_key
+        per_chunk = self.per_chunk
+
+        def step(event: Any) -> bool:
+            state.events += 1
+            if state.first_event_at is None:
+                state.first_event_at = state.last_event_at = perf_counter()
+            elif per_chunk:
+                state.time_chunk()
+            try:
+                if skip:
+                    chunk = event.get("chunk")
+                    if chunk is not None and chunk["bytes"].startswith(skip):
+                        return False
+                elif skip_key in event:
+                    return False
+                return observe(state, event)
+            except Exception:
+                log_internal_error(logger, "bedrock-tokens: could not read a stream event")
+                return False
+
+        return step
+
     def time_chunk(self) -> None:
         """``chunk_timing="chunk"``: one point for the gap since the previous chunk."""
         now = perf_counter()
@@ -161,20 +192,11 @@ class StreamState:
 
 def _observe_converse_event(state: StreamState, event: Any) -> bool:
     """ConverseStream: ``messageStop`` has the stop reason, ``metadata`` the usage (last event)."""
-    metadata = event.get("metadata")
-    if metadata is not None:
-        usage = Usage()
-        converse_usage(as_dict(metadata) and metadata.get("usage"), usage)
-        if usage.is_empty():
-            return False  # a metadata event without usage (guardrail trace only): keep waiting
-        state.billed = usage
-        return True
-    stop = event.get("messageStop")
-    if stop is not None:
-        reason = string(as_dict(stop) and stop.get("stopReason"))
-        if reason is not None:
-            state.facts.finish_reasons = (reason,)
-    return False
+    billed = converse_stream_event(event, state.facts)
+    if billed is None:
+        return False
+    state.billed = billed
+    return True
 
 
 @lru_cache(maxsize=64)
@@ -231,35 +253,13 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         abandoned.track(state)
 
     def __iter__(self) -> Iterator[Any]:
+        # The iteration is all that differs from the asyncio proxy: the per-event step is shared.
         state = self._self_state
-        observe = state.observe
-        skip = state.skip_prefixes
-        skip_key = state.skip_key
-        per_chunk = state.per_chunk
-        timed = state.first_event_at is not None
+        see = state.stepper()
         try:
             for event in self.__wrapped__:
-                # The per-event step, written out (no helper call): see "Per event" above. The
-                # asyncio proxy's loop is the same step.
-                if not state.ended:
-                    state.events += 1
-                    if not timed:
-                        timed = True
-                        state.first_event_at = state.last_event_at = perf_counter()
-                    elif per_chunk:
-                        state.time_chunk()
-                    try:
-                        if skip:
-                            chunk = event.get("chunk")
-                            passed_over = chunk is not None and chunk["bytes"].startswith(skip)
-                        else:
-                            passed_over = skip_key in event
-                        last = not passed_over and observe(state, event)
-                    except Exception:
-                        log_internal_error(logger, "bedrock-tokens: could not read a stream event")
-                        last = False
-                    if last:
-                        self._self_end(END_COMPLETED)
+                if not state.ended and see(event):
+                    self._self_end(END_COMPLETED)
                 yield event
         except GeneratorExit:
             raise  # the caller stopped iterating: it may resume, close, or drop the stream
@@ -316,7 +316,7 @@ def install_proxy(
     state = StreamState(call, facts, chunk_timing, lifecycle)
     if operation.api_name == "ConverseStream":
         state.observe = _observe_converse_event
-        state.skip_key = "contentBlockDelta"  # text and tool-input deltas: no usage, no stop reason
+        state.skip_key = STREAM_SKIP_KEY  # text and tool-input deltas: no usage, no stop reason
     else:
         family = family_for(call.request.model)
         state.observe = _invoke_observer(family)

@@ -60,10 +60,6 @@ class Usage:
             and self.cache_write_tokens is None
         )
 
-    def is_complete(self) -> bool:
-        """Both input and output are known (the cache fields are optional everywhere)."""
-        return self.input_tokens is not None and self.output_tokens is not None
-
     def fill_from(self, other: Usage | None) -> None:
         """Take each field ``self`` lacks from ``other`` (a less authoritative source)."""
         if other is None:
