@@ -4,7 +4,6 @@ happened. The InvokeModel body the caller awaits is a body of the same class ove
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import socket
@@ -370,7 +369,7 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     real = operations.family_for
 
     def family_for(model: Any) -> Any:
-        return dataclasses.replace(real(model), read_response=_boom)
+        return real(model)._replace(read_response=_boom)
 
     monkeypatch.setattr(operations, "family_for", family_for)
 

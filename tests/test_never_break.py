@@ -3,7 +3,6 @@ uninstrumented client gives (same bytes, same exception class), and the span say
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import socket
 import struct
@@ -217,7 +216,7 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     real = operations.family_for
 
     def family_for(model: Any) -> Any:
-        return dataclasses.replace(real(model), read_response=_boom)
+        return real(model)._replace(read_response=_boom)
 
     monkeypatch.setattr(operations, "family_for", family_for)
 

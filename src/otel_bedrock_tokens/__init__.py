@@ -7,8 +7,24 @@ Lambda): prediction, pricing, the emulator, the CLI and the demo are imported wh
 >>> BedrockTokensInstrumentor().instrument()
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .instrumentor import BedrockTokensInstrumentor
-from .refusal import TokenBudgetExceeded
 from .version import __version__
 
+if TYPE_CHECKING:
+    from .prediction import TokenBudgetExceeded
+
 __all__ = ["BedrockTokensInstrumentor", "TokenBudgetExceeded", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``TokenBudgetExceeded`` lives in :mod:`.prediction`, imported only when asked for (or when
+    ``count_tokens`` is on): the default settings never pay for it."""
+    if name == "TokenBudgetExceeded":
+        from .prediction import TokenBudgetExceeded
+
+        return TokenBudgetExceeded
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

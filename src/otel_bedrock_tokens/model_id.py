@@ -7,8 +7,8 @@ Results are memoised: an app uses a handful of ids, and this runs on every call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote
 
 #: Geographic prefixes of cross-region inference profiles (``us.anthropic.claude...``).
@@ -19,9 +19,9 @@ GEO_PREFIXES = frozenset({"us", "eu", "apac", "us-gov", "jp", "au", "ca", "globa
 _TRANSPARENT_RESOURCES = frozenset({"foundation-model", "inference-profile", "custom-model"})
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    """What a model id says about the model behind it."""
+class ModelRef(NamedTuple):
+    """What a model id says about the model behind it. (A NamedTuple, not a dataclass: as immutable,
+    and about ten times cheaper to define, which every cold start pays.)"""
 
     #: The id as the caller passed it.
     raw: str

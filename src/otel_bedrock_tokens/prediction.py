@@ -45,7 +45,7 @@ from . import names
 from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import RequestFacts
-from .refusal import RefuseRequest, TokenBudgetExceeded
+from .refusal import RefuseRequest
 from .settings import PredictionSettings
 from .telemetry import Attributes, Call
 
@@ -81,6 +81,20 @@ ERROR = "error"
 SKIPPED = "skipped"
 SAMPLED_OUT = "sampled_out"
 LATE = "late"
+
+
+class TokenBudgetExceeded(Exception):
+    """Raised before a request is sent when CountTokens predicts more input tokens than the
+    configured ``max_input_tokens`` allows (``count_tokens="before"`` only)."""
+
+    def __init__(self, model_id: str, predicted: int, limit: int) -> None:
+        super().__init__(
+            f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
+            "(otel-bedrock-tokens max_input_tokens); nothing was sent"
+        )
+        self.model_id = model_id
+        self.predicted = predicted
+        self.limit = limit
 
 
 def count_model_id(request: RequestFacts, model_map: Mapping[str, str]) -> str | None:

@@ -1,7 +1,9 @@
-"""The budget guard's exceptions, in a module of their own so that the hooks (which catch
-:class:`RefuseRequest`) and the package (which exports :class:`TokenBudgetExceeded`) need not import
-:mod:`.prediction`: with ``count_tokens="off"`` (the default) prediction is never imported, which
-keeps it (and its imports) out of every cold start."""
+"""The budget guard's internal signal, in a module of its own so that the hooks, which catch
+:class:`RefuseRequest` on every call, need not import :mod:`.prediction`: with ``count_tokens="off"``
+(the default) prediction is never imported, which keeps it (and its imports) out of every cold start.
+
+The public :class:`~otel_bedrock_tokens.prediction.TokenBudgetExceeded` stays in :mod:`.prediction`:
+its qualified name is the ``error.type`` of a refused call's span."""
 
 from __future__ import annotations
 
@@ -12,22 +14,3 @@ class RefuseRequest(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class TokenBudgetExceeded(Exception):
-    """Raised before a request is sent when CountTokens predicts more input tokens than the
-    configured ``max_input_tokens`` allows (``count_tokens="before"`` only)."""
-
-    def __init__(self, model_id: str, predicted: int, limit: int) -> None:
-        super().__init__(
-            f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
-            "(otel-bedrock-tokens max_input_tokens); nothing was sent"
-        )
-        self.model_id = model_id
-        self.predicted = predicted
-        self.limit = limit
-
-
-# Users match on the exception's name (``error.type`` on the span, logs, pickles): it was defined in
-# ``otel_bedrock_tokens.prediction`` (which still exports it) and keeps that public name.
-TokenBudgetExceeded.__module__ = "otel_bedrock_tokens.prediction"

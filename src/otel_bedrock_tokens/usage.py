@@ -9,7 +9,8 @@ fields stay as billed so nothing is counted twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from ._record import Record
 
 #: Largest token count we believe (2**53: exactly representable as a float and beyond any context).
 _MAX_TOKENS = 1 << 53
@@ -36,14 +37,22 @@ def token_count(value: object) -> int | None:
     return None
 
 
-@dataclass(slots=True)
-class Usage:
+class Usage(Record):
     """Tokens of one call; ``None`` means Bedrock did not say (not the same as zero)."""
 
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
+    __slots__ = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")  # noqa: RUF023 (constructor order, for repr)
+
+    def __init__(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> None:
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cache_read_tokens = cache_read_tokens
+        self.cache_write_tokens = cache_write_tokens
 
     @property
     def total_input(self) -> int | None:
