@@ -74,6 +74,10 @@ class Driver:
         """The next event of an event stream (``StopIteration``/``StopAsyncIteration`` at its end)."""
         raise NotImplementedError
 
+    def patched_class(self) -> type:
+        """The client class whose ``_make_api_call`` ``instrument()`` wraps for this transport."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release what the driver holds (the event loop)."""
 
@@ -126,6 +130,11 @@ class SyncDriver(Driver):
     def resolve(self, value: Any) -> Any:
         return value
 
+    def patched_class(self) -> type:
+        from botocore.client import BaseClient
+
+        return BaseClient
+
     def events(self, stream: Any) -> list[Any]:
         return list(stream)
 
@@ -167,6 +176,11 @@ class AioDriver(Driver):
             yield Client(raw, self.resolve)
         finally:
             self._run(manager.__aexit__(None, None, None))
+
+    def patched_class(self) -> type:
+        from aiobotocore.client import AioBaseClient
+
+        return AioBaseClient  # type: ignore[no-any-return]
 
     def resolve(self, value: Any) -> Any:
         if inspect.isawaitable(value):
