@@ -74,6 +74,11 @@ class Driver:
         """The next event of an event stream (``StopIteration``/``StopAsyncIteration`` at its end)."""
         raise NotImplementedError
 
+    def take(self, stream: Any, count: int | None = None) -> Any:
+        """In a scenario: the first ``count`` events (all when ``None``), read with a ``for`` /
+        ``async for`` loop left by ``break`` as an app does (the value, or an awaitable of it)."""
+        raise NotImplementedError
+
     def patched_class(self) -> type:
         """The client class whose ``_make_api_call`` ``instrument()`` wraps for this transport."""
         raise NotImplementedError
@@ -130,6 +135,16 @@ class SyncDriver(Driver):
     def resolve(self, value: Any) -> Any:
         return value
 
+    def take(self, stream: Any, count: int | None = None) -> Any:
+        events: list[Any] = []
+        if count == 0:
+            return events
+        for event in stream:
+            events.append(event)
+            if len(events) == count:
+                break
+        return events
+
     def patched_class(self) -> type:
         from botocore.client import BaseClient
 
@@ -176,6 +191,19 @@ class AioDriver(Driver):
             yield Client(raw, self.resolve)
         finally:
             self._run(manager.__aexit__(None, None, None))
+
+    def take(self, stream: Any, count: int | None = None) -> Any:
+        async def collect() -> list[Any]:
+            events: list[Any] = []
+            if count == 0:
+                return events
+            async for event in stream:
+                events.append(event)
+                if len(events) == count:
+                    break
+            return events
+
+        return collect()
 
     def patched_class(self) -> type:
         from aiobotocore.client import AioBaseClient
