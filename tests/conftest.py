@@ -12,6 +12,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 
 from .support.replay import Replayer, replay_server
 from .support.telemetry import Telemetry, make_telemetry
+from .support.transports import TRANSPORTS, Driver, aio_available, make_driver
 
 
 @pytest.fixture
@@ -55,6 +56,19 @@ def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
 def replayer() -> Iterator[Replayer]:
     with replay_server() as server:
         yield server
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    """A ``Driver`` for each transport we instrument (botocore sync, aiobotocore): a test using it
+    states one behaviour once and runs on every transport."""
+    if request.param == "aiobotocore" and not aio_available():
+        pytest.skip("aiobotocore is not installed")
+    driver = make_driver(request.param)
+    try:
+        yield driver
+    finally:
+        driver.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """An aiobotocore stream span ends exactly once, whichever way the consuming task finishes with the
-stream: exhaustion, close, an error, cancellation of the task, or abandonment. The same rules and the
-same numbers as the sync proxy (tests/test_stream_lifecycle.py)."""
+stream: an error, cancellation of the task, or abandonment. The behaviours shared with the sync proxy
+(exhaustion, break, close...) are in tests/test_stream_lifecycle.py, run on every transport."""
 
 from __future__ import annotations
 
@@ -56,87 +56,6 @@ def with_stream(replayer: Replayer, use: Any, path: Any = CLAUDE_STREAM) -> Any:
 
 async def drain(stream: Any) -> list[Any]:
     return [event async for event in stream]
-
-
-def test_exhausted_stream_ends_its_span_complete(instrumented: Telemetry, replayer: Replayer) -> None:
-    events = with_stream(replayer, drain)
-    span = only_span(instrumented)
-    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
-    assert span.attributes["bedrock_tokens.stream.events"] == len(events) == 23
-    assert span.attributes["gen_ai.usage.input_tokens"] == 16
-    assert span.attributes["gen_ai.usage.output_tokens"] == 21
-    assert "bedrock_tokens.stream.incomplete" not in span.attributes
-
-
-def test_converse_stream_tokens_and_finish_reason(instrumented: Telemetry, replayer: Replayer) -> None:
-    events = with_stream(replayer, drain, CONVERSE_STREAM)
-    span = only_span(instrumented)
-    assert span.attributes["gen_ai.usage.input_tokens"] == 37
-    assert span.attributes["gen_ai.usage.output_tokens"] == 8
-    assert len(events) == span.attributes["bedrock_tokens.stream.events"]
-
-
-def test_break_then_close_ends_once_and_marks_incomplete(instrumented: Telemetry, replayer: Replayer) -> None:
-    async def use(stream: Any) -> None:
-        index = 0
-        async for _event in stream:
-            if index == 2:
-                break
-            index += 1
-        assert instrumented.spans() == ()  # leaving the loop alone does not end: the caller may resume
-        assert stream.close() is None  # AioEventStream.close() is synchronous, and so is ours
-
-    with_stream(replayer, use)
-    span = only_span(instrumented)
-    assert span.attributes["bedrock_tokens.stream.end"] == "closed"
-    assert span.attributes["bedrock_tokens.stream.incomplete"] is True
-    assert span.attributes["bedrock_tokens.stream.events"] == 3
-    assert span.attributes["gen_ai.usage.input_tokens"] == 16
-    assert "gen_ai.usage.output_tokens" not in span.attributes
-
-
-def test_break_then_resume_counts_every_event(instrumented: Telemetry, replayer: Replayer) -> None:
-    async def use(stream: Any) -> int:
-        first = []
-        async for event in stream:
-            first.append(event)
-            break
-        return len(first) + len(await drain(stream))
-
-    assert with_stream(replayer, use) == 23
-    span = only_span(instrumented)
-    assert span.attributes["gen_ai.usage.output_tokens"] == 21
-    assert span.attributes["bedrock_tokens.stream.events"] == 23
-
-
-def test_close_twice_is_harmless(instrumented: Telemetry, replayer: Replayer) -> None:
-    async def use(stream: Any) -> None:
-        stream.close()
-        stream.close()
-
-    with_stream(replayer, use)
-    assert len(instrumented.spans()) == 1
-
-
-def test_close_after_exhaustion_does_not_count_twice(instrumented: Telemetry, replayer: Replayer) -> None:
-    async def use(stream: Any) -> None:
-        await drain(stream)
-        stream.close()
-
-    with_stream(replayer, use)
-    assert only_span(instrumented).attributes["bedrock_tokens.stream.end"] == "completed"
-    assert instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == 21
-
-
-def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
-    instrumented: Telemetry, replayer: Replayer
-) -> None:
-    async def use(stream: Any) -> list[Any]:
-        await drain(stream)
-        return await drain(stream)
-
-    assert with_stream(replayer, use) == []
-    assert len(instrumented.spans()) == 1
 
 
 def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer: Replayer) -> None:

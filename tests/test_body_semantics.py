@@ -1,10 +1,12 @@
-"""The InvokeModel body we hand back behaves byte for byte like botocore's own ``StreamingBody``.
+"""The InvokeModel body we hand back behaves byte for byte like the client's own body, on every
+transport (botocore's ``StreamingBody``, aiobotocore's).
 
 Side by side: the same sequence of reads on an uninstrumented client and an instrumented one, over
-real HTTP from the emulator, with and without a connection reset in the middle of the body. Each
-step's outcome is the value returned or the exception's class and message, so a difference in where
-an error surfaces (a read that should have returned the first bytes), in its type
-(``ResponseStreamingError`` instead of ``IncompleteReadError``) or its text shows up.
+real HTTP from the emulator: the whole body, a connection reset in the middle of it, and an orderly
+close short of the ``Content-Length``. Each step's outcome is the value returned or the exception's
+class and message, so a difference in where an error surfaces (a read that should have returned the
+first bytes), in its type (``ResponseStreamingError`` instead of ``IncompleteReadError``) or its text
+shows up.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import boto3
@@ -25,6 +27,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
 from .support.telemetry import Telemetry
+from .support.transports import Driver, SyncDriver
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -33,16 +36,27 @@ BODY = (
 )
 RESET_AFTER = 20
 
-Step = Callable[[StreamingBody], Any]
+#: One step the app takes on its body: returns the value (botocore) or the awaitable (aiobotocore).
+Step = Callable[[Any], Any]
+
+
+def _read(amt: int | None = None) -> Step:
+    return lambda body: body.read(amt)
 
 
 def _readinto(size: int) -> Step:
-    def step(body: StreamingBody) -> Any:
+    """``readinto`` a fresh buffer: the count and the bytes filled (read by ``outcome``)."""
+
+    def step(body: Any) -> Any:
         buffer = bytearray(size)
-        count = body.readinto(buffer)
-        return count, bytes(buffer[:count])
+        step.buffer = buffer  # type: ignore[attr-defined]
+        return body.readinto(buffer)
 
     return step
+
+
+def _close(body: Any) -> Any:
+    return body.close()
 
 
 def _entered_read(body: StreamingBody) -> Any:
@@ -50,62 +64,79 @@ def _entered_read(body: StreamingBody) -> Any:
         return raw.read(7), raw.read()
 
 
-#: name -> the steps the app takes on its body, one after the other.
+#: name -> the steps the app takes on its body, one after the other: the API every transport's body
+#: has (``read``, ``readinto``, ``close``).
 USES: dict[str, list[Step]] = {
-    "read": [lambda body: body.read(), lambda body: body.read()],
-    "read_amounts": [lambda body, n=n: body.read(n) for n in (10, 10, 10, 5, None, None)],
-    "read_exact_then_one": [lambda body: body.read(RESET_AFTER), lambda body: body.read(1)],
-    "read_across": [lambda body: body.read(RESET_AFTER + 5), lambda body: body.read()],
-    "read_bytes": [lambda body: body.read(1) for _ in range(RESET_AFTER + 3)],
-    "read_zero": [lambda body: body.read(0), lambda body: body.read(4), lambda body: body.read()],
+    "read": [_read(), _read()],
+    "read_amounts": [_read(n) for n in (10, 10, 10, 5, None, None)],
+    "read_exact_then_one": [_read(RESET_AFTER), _read(1)],
+    "read_across": [_read(RESET_AFTER + 5), _read()],
+    "read_bytes": [_read(1) for _ in range(RESET_AFTER + 3)],
+    "read_zero": [_read(0), _read(4), _read()],
     "readinto": [_readinto(8), _readinto(8), _readinto(8), _readinto(8)],
-    "iter_chunks": [lambda body: list(body.iter_chunks(8)), lambda body: body.read()],
-    "iter_lines": [lambda body: list(body.iter_lines()), lambda body: list(body.iter_lines())],
-    "iterate": [lambda body: list(body), lambda body: body.readlines()],
-    "readlines": [lambda body: body.readlines(), lambda body: body.read()],
-    "tell": [lambda body: body.read(9), lambda body: body.tell()],
-    "close_then_read": [
-        lambda body: body.close(),
-        lambda body: body.read(),
-        lambda body: body.read(5),
+    "close_then_read": [_close, _read(), _read(5), _readinto(4)],
+    "read_some_close_read": [_read(5), _close, _read()],
+    "read_all_close_read": [_read(), _read(), _close, _read(), _read(3)],
+}
+
+#: The same, with botocore's ``StreamingBody``-only API.
+SYNC_USES: dict[str, list[Step]] = {
+    "iter_chunks": [lambda body: list(body.iter_chunks(8)), _read()],
+    "iter_lines": [lambda body: list(body.iter_lines())] * 2,
+    "iterate": [list, lambda body: body.readlines()],
+    "readlines": [lambda body: body.readlines(), _read()],
+    "tell": [_read(9), lambda body: body.tell()],
+    "close_then_lines_and_tell": [
+        _close,
+        _read(),
         lambda body: list(body.iter_lines()),
         lambda body: body.readinto(bytearray(4)),
         lambda body: body.tell(),
     ],
-    "read_some_close_read": [
-        lambda body: body.read(5),
-        lambda body: body.close(),
-        lambda body: body.read(),
-        lambda body: body.tell(),
-    ],
-    "read_all_close_read": [
-        lambda body: body.read(),
-        lambda body: body.read(),
-        lambda body: body.close(),
-        lambda body: body.read(),
-        lambda body: body.read(3),
-    ],
-    "context_manager": [_entered_read, lambda body: body.read()],
-    "readable": [lambda body: body.readable(), lambda body: body.read(3)],
+    "read_some_close_tell": [_read(5), _close, _read(), lambda body: body.tell()],
+    "context_manager": [_entered_read, _read()],
+    "readable": [lambda body: body.readable(), _read(3)],
+}
+
+FAULTS: dict[str, Callable[[], Fault | None]] = {
+    "whole": lambda: None,
+    # urllib3 answers a reset differently from an orderly close short of Content-Length (the read
+    # that crosses the cut returns the bytes; a whole read() raises): both are checked.
+    "reset": lambda: Fault.connection_reset(after_bytes=RESET_AFTER),
+    "short_body": lambda: Fault.short_body(after_bytes=RESET_AFTER),
 }
 
 
-def outcome(step: Step, body: StreamingBody) -> tuple[str, Any]:
-    """What the app meets at one step: the value , or the exception's class and text."""
+def outcome(step: Step, body: Any) -> Generator[Any, Any, tuple[str, Any]]:
+    """What the app meets at one step: the value, or the exception's class and text."""
     try:
-        return "returned", step(body)
+        value = yield step(body)
     except Exception as error:
         return "raised", (f"{type(error).__module__}.{type(error).__qualname__}", str(error))
+    buffer = getattr(step, "buffer", None)
+    if buffer is not None:
+        return "returned", (value, bytes(buffer[:value]))
+    return "returned", value
 
 
-def run_uses(steps: list[Step], fault: Fault | None) -> list[tuple[str, Any]]:
+def run_uses(driver: Driver, steps: list[Step], fault: Fault | None) -> list[tuple[str, Any]]:
     """One InvokeModel call on a fresh emulator (its ids are seeded: both sides get the same bytes),
-    then ``steps`` on the body."""
+    then ``steps`` on the body, in one go as an app would."""
+
+    def scenario(client: Any) -> Generator[Any, Any, list[tuple[str, Any]]]:
+        body = (yield client.invoke_model(modelId=MODEL, body=BODY))["body"]
+        outcomes = []
+        for step in steps:
+            outcomes.append((yield from outcome(step, body)))
+        return outcomes
+
     with BedrockEmulator() as emulator:
         if fault is not None:
             emulator.inject(fault, operation="InvokeModel")
-        body = emulator.client().invoke_model(modelId=MODEL, body=BODY)["body"]
-        return [outcome(step, body) for step in steps]
+        return driver.scenario(emulator.endpoint_url, scenario)
+
+
+make_sync = SyncDriver
 
 
 @pytest.fixture
@@ -125,35 +156,28 @@ def instrumentor(telemetry: Telemetry) -> Iterator[Callable[[], None]]:
 
 
 @pytest.mark.parametrize("use", sorted(USES))
-def test_body_after_a_mid_body_reset_behaves_as_without_instrumentation(
-    use: str, instrumentor: Callable[[], None]
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_body_behaves_as_without_instrumentation(
+    fault: str, use: str, transport: Driver, instrumentor: Callable[[], None], telemetry: Telemetry
 ) -> None:
-    reset = Fault.connection_reset(after_bytes=RESET_AFTER)
-    plain = run_uses(USES[use], reset)
+    plain = run_uses(transport, USES[use], FAULTS[fault]())
     instrumentor()
-    measured = run_uses(USES[use], reset)
+    measured = run_uses(transport, USES[use], FAULTS[fault]())
     assert measured == plain
+    assert len(telemetry.spans()) == 1
 
 
-@pytest.mark.parametrize("use", sorted(USES))
-def test_body_cut_short_behaves_as_without_instrumentation(
-    use: str, instrumentor: Callable[[], None]
+@pytest.mark.parametrize("use", sorted(SYNC_USES))
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_streaming_body_api_behaves_as_without_instrumentation(
+    fault: str, use: str, instrumentor: Callable[[], None], telemetry: Telemetry
 ) -> None:
-    """An orderly close before the promised ``Content-Length``: urllib3 answers differently from a
-    reset (the read that crosses the cut returns the bytes; a whole ``read()`` raises)."""
-    cut = Fault.short_body(after_bytes=RESET_AFTER)
-    plain = run_uses(USES[use], cut)
+    """botocore's ``StreamingBody``-only methods (aiobotocore's body has none of them)."""
+    plain = run_uses(make_sync(), SYNC_USES[use], FAULTS[fault]())
     instrumentor()
-    measured = run_uses(USES[use], cut)
+    measured = run_uses(make_sync(), SYNC_USES[use], FAULTS[fault]())
     assert measured == plain
-
-
-@pytest.mark.parametrize("use", sorted(USES))
-def test_whole_body_behaves_as_without_instrumentation(use: str, instrumentor: Callable[[], None]) -> None:
-    plain = run_uses(USES[use], None)
-    instrumentor()
-    measured = run_uses(USES[use], None)
-    assert measured == plain
+    assert len(telemetry.spans()) == 1
 
 
 def test_the_app_gets_its_own_body_object_back(
@@ -179,11 +203,11 @@ def test_copying_a_response_behaves_as_without_instrumentation(
     uses: dict[str, Step] = {
         "deepcopy": lambda body: copy.deepcopy({"body": body}),
         "pickle": lambda body: pickle.dumps({"body": body}),
-        "copy_then_read": lambda body: (copy.copy(body).read(6), body.read(3)),
+        "copy_then_read": lambda body: copy.copy(body).read(6, body.read(3)),
     }
-    plain = run_uses([uses[how]], None)
+    plain = run_uses(make_sync(), [uses[how]], None)
     instrumentor()
-    measured = run_uses([uses[how]], None)
+    measured = run_uses(make_sync(), [uses[how]], None)
     assert measured == plain
 
 

@@ -1,5 +1,5 @@
-"""instrument / uninstrument, suppression, settings errors, and living with the official botocore
-instrumentation (opentelemetry-instrumentation-botocore).
+"""instrument / uninstrument and suppression (on every transport: botocore, aiobotocore), settings
+errors, and living with the official botocore instrumentation (opentelemetry-instrumentation-botocore).
 
 What a user who enables both gets (documented by the coexistence tests below):
 
@@ -24,12 +24,16 @@ from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
+from otel_bedrock_tokens.emulator import BedrockEmulator
 
 from .support.replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic
 from .support.telemetry import Telemetry
+from .support.transports import Driver, aio_available
 
 OUR_SCOPE = "otel_bedrock_tokens"
 THEIR_SCOPE = "opentelemetry.instrumentation.botocore"
+CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MESSAGES = [{"role": "user", "content": [{"text": "lifecycle"}]}]
 PROMPT_CACHE = load(RECORDINGS / "openllmetry" / "traces__test_anthropic__test_prompt_cache.yaml")[0]
 
 
@@ -38,6 +42,12 @@ def pristine_botocore() -> Iterator[None]:
     """Whatever a test does to the patched surfaces, the next test starts from botocore's own."""
     make_api_call = BaseClient.__dict__["_make_api_call"]
     prepare_request = Endpoint.__dict__["prepare_request"]
+    aio_class: Any = None
+    if aio_available():
+        from aiobotocore.client import AioBaseClient
+
+        aio_class = AioBaseClient
+        aio_make_api_call = AioBaseClient.__dict__["_make_api_call"]
     try:
         yield
     finally:
@@ -46,6 +56,8 @@ def pristine_botocore() -> Iterator[None]:
                 instrumentor.uninstrument()
         BaseClient._make_api_call = make_api_call
         Endpoint.prepare_request = prepare_request
+        if aio_class is not None:
+            aio_class._make_api_call = aio_make_api_call
 
 
 def _instrument(instrumentor: Any, telemetry: Telemetry) -> None:
@@ -57,6 +69,16 @@ def _instrument(instrumentor: Any, telemetry: Telemetry) -> None:
 def _call(replayer: Replayer) -> bytes:
     replayer.serve(PROMPT_CACHE)
     return call_recorded(replayer.client, PROMPT_CACHE)["body"].read()  # type: ignore[no-any-return]
+
+
+def _call_on(transport: Driver, replayer: Replayer, times: int = 1) -> list[bytes]:
+    """``times`` recorded calls through ``transport``; the bodies read."""
+    replayer.serve(*[PROMPT_CACHE] * times)
+    with transport.client(replayer.endpoint_url) as client:
+        return [
+            transport.resolve(transport.call_recorded(client, PROMPT_CACHE)["body"].read())
+            for _ in range(times)
+        ]
 
 
 def _owner(scope_name: str) -> str:
@@ -73,77 +95,138 @@ def _scopes(telemetry: Telemetry) -> list[str]:
 # --- our own lifecycle ----------------------------------------------------------------------------------
 
 
-def test_uninstrument_restores_the_original_function(pristine_botocore: None, telemetry: Telemetry) -> None:
-    original = BaseClient.__dict__["_make_api_call"]
+def test_uninstrument_restores_the_original_function(
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry
+) -> None:
+    patched = transport.patched_class()
+    original = patched.__dict__["_make_api_call"]
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
-    assert BaseClient.__dict__["_make_api_call"] is not original
+    assert patched.__dict__["_make_api_call"] is not original
+    assert patched.__dict__["_make_api_call"].__wrapped__ is original
     instrumentor.uninstrument()
-    assert BaseClient.__dict__["_make_api_call"] is original
+    assert patched.__dict__["_make_api_call"] is original
 
 
 def test_instrument_twice_measures_each_call_once(
-    pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
     _instrument(instrumentor, telemetry)
-    _call(replayer)
+    _call_on(transport, replayer)
     assert len(telemetry.spans()) == 1
     assert sum(p.count for p in telemetry.points("gen_ai.client.operation.duration")) == 1
 
 
 def test_instrument_twice_then_uninstrument_once_restores_the_original(
-    pristine_botocore: None, telemetry: Telemetry
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry
 ) -> None:
-    original = BaseClient.__dict__["_make_api_call"]
+    patched = transport.patched_class()
+    original = patched.__dict__["_make_api_call"]
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
     _instrument(instrumentor, telemetry)
     instrumentor.uninstrument()
-    assert BaseClient.__dict__["_make_api_call"] is original
+    assert patched.__dict__["_make_api_call"] is original
 
 
 def test_nothing_is_measured_after_uninstrument(
-    pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
     instrumentor.uninstrument()
-    assert _call(replayer) == PROMPT_CACHE.body
+    assert _call_on(transport, replayer) == [PROMPT_CACHE.body]
     assert telemetry.spans() == ()
 
 
-def test_instrument_again_after_uninstrument(
-    pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+def test_instrument_again_after_uninstrument_measures_each_call_once(
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
     instrumentor.uninstrument()
     _instrument(instrumentor, telemetry)
-    _call(replayer)
-    assert len(telemetry.spans()) == 1
+    _call_on(transport, replayer, times=2)
+    assert len(telemetry.spans()) == 2
 
 
-def test_uninstrument_without_instrument_is_harmless(pristine_botocore: None) -> None:
-    original = BaseClient.__dict__["_make_api_call"]
+def test_uninstrument_without_instrument_is_harmless(transport: Driver, pristine_botocore: None) -> None:
+    patched = transport.patched_class()
+    original = patched.__dict__["_make_api_call"]
     BedrockTokensInstrumentor().uninstrument()
-    assert BaseClient.__dict__["_make_api_call"] is original
+    assert patched.__dict__["_make_api_call"] is original
 
 
-def test_suppress_instrumentation_records_nothing(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_suppress_instrumentation_records_nothing(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
     with suppress_instrumentation():
-        body = _call(replayer)
-    assert body == PROMPT_CACHE.body
+        bodies = _call_on(transport, replayer)
+    assert bodies == [PROMPT_CACHE.body]
     assert instrumented.spans() == ()
     assert instrumented.points("gen_ai.client.token.usage") == []
 
 
-def test_measuring_resumes_after_suppression(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_measuring_resumes_after_suppression(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
     with suppress_instrumentation():
-        _call(replayer)
-    _call(replayer)
+        _call_on(transport, replayer)
+    _call_on(transport, replayer)
     assert len(instrumented.spans()) == 1
+
+
+def test_a_stream_in_flight_at_uninstrument_still_ends_its_span(
+    transport: Driver, pristine_botocore: None, telemetry: Telemetry
+) -> None:
+    instrumentor = BedrockTokensInstrumentor()
+    _instrument(instrumentor, telemetry)
+    with BedrockEmulator() as emulator, transport.client(emulator.endpoint_url) as client:
+        response = client.converse_stream(modelId=CLAUDE, messages=MESSAGES)
+        instrumentor.uninstrument()
+        assert transport.events(response["stream"])
+    (span,) = telemetry.spans()
+    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+
+
+def test_sync_and_async_clients_share_settings(pristine_botocore: None, telemetry: Telemetry) -> None:
+    pytest.importorskip("aiobotocore")
+    from .support.transports import AioDriver
+
+    seen: list[str] = []
+    BedrockTokensInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        request_hook=lambda span, service, operation, params: seen.append(operation),
+    )
+    aio = AioDriver()
+    try:
+        with BedrockEmulator() as emulator:
+            emulator.client().converse(modelId=CLAUDE, messages=MESSAGES)
+            with aio.client(emulator.endpoint_url) as client:
+                client.converse(modelId=CLAUDE, messages=MESSAGES)
+    finally:
+        aio.close()
+    assert seen == ["Converse", "Converse"]
+    sync_span, aio_span = telemetry.spans()
+    assert sync_span.instrumentation_scope == aio_span.instrumentation_scope
+
+
+def test_the_patched_aio_method_is_still_a_coroutine_function(
+    pristine_botocore: None, telemetry: Telemetry
+) -> None:
+    """Code that checks ``inspect.iscoroutinefunction`` on the method sees what aiobotocore has."""
+    pytest.importorskip("aiobotocore")
+    import inspect
+
+    from aiobotocore.client import AioBaseClient
+
+    original_name = AioBaseClient.__dict__["_make_api_call"].__name__
+    _instrument(BedrockTokensInstrumentor(), telemetry)
+    assert inspect.iscoroutinefunction(AioBaseClient._make_api_call)
+    assert AioBaseClient.__dict__["_make_api_call"].__name__ == original_name
 
 
 # --- settings errors ------------------------------------------------------------------------------------

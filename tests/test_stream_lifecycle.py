@@ -1,9 +1,11 @@
-"""A stream span ends exactly once, whichever way the caller finishes with the stream."""
+"""A stream span ends exactly once, whichever way the caller finishes with the stream (the shared
+behaviours on every transport; aiobotocore's own in test_aio_streams.py)."""
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from otel_bedrock_tokens import abandoned
 from .support.replay import RECORDINGS, Interaction, Replayer, call_recorded, load
 from .support.streams import frames
 from .support.telemetry import Telemetry
+from .support.transports import Driver
 
 CLAUDE_STREAM = (
     RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"
@@ -33,22 +36,57 @@ def only_span(telemetry: Telemetry) -> Any:
     return span
 
 
-def test_exhausted_stream_ends_its_span_complete(instrumented: Telemetry, replayer: Replayer) -> None:
-    _, stream = start(replayer)
-    events = list(stream)
+def with_stream(transport: Driver, replayer: Replayer, use: Any, path: Any = CLAUDE_STREAM) -> Any:
+    """Start the recorded stream through ``transport``; run the scenario ``use(stream)`` in one go."""
+    (interaction,) = load(path)
+    replayer.serve(interaction)
+    key = "body" if interaction.operation == "InvokeModelWithResponseStream" else "stream"
+
+    def scenario(client: Any) -> Generator[Any, Any, Any]:
+        response = yield call_recorded(client, interaction)
+        return (yield from use(response[key]))
+
+    return transport.scenario(replayer.endpoint_url, scenario)
+
+
+def test_exhausted_stream_ends_its_span_complete(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        return (yield transport.take(stream))
+
+    events = with_stream(transport, replayer, use)
     span = only_span(instrumented)
     assert span.attributes["bedrock_tokens.stream.end"] == "completed"
     assert span.attributes["bedrock_tokens.stream.events"] == len(events) == 23
+    assert span.attributes["gen_ai.usage.input_tokens"] == 16
+    assert span.attributes["gen_ai.usage.output_tokens"] == 21
     assert "bedrock_tokens.stream.incomplete" not in span.attributes
 
 
-def test_break_then_close_ends_once_and_marks_incomplete(instrumented: Telemetry, replayer: Replayer) -> None:
-    _, stream = start(replayer)
-    for index, _event in enumerate(stream):
-        if index == 2:
-            break
-    assert instrumented.spans() == ()  # breaking out alone does not end: the caller may resume
-    stream.close()
+def test_converse_stream_tokens_and_finish_reason(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        return (yield transport.take(stream))
+
+    events = with_stream(transport, replayer, use, CONVERSE_STREAM)
+    span = only_span(instrumented)
+    assert span.attributes["gen_ai.usage.input_tokens"] == 37
+    assert span.attributes["gen_ai.usage.output_tokens"] == 8
+    assert len(events) == span.attributes["bedrock_tokens.stream.events"]
+
+
+def test_break_then_close_ends_once_and_marks_incomplete(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        yield transport.take(stream, 3)
+        assert instrumented.spans() == ()  # breaking out alone does not end: the caller may resume
+        # close() is synchronous on both (AioEventStream.close() too), and so is ours.
+        assert stream.close() is None
+
+    with_stream(transport, replayer, use)
     span = only_span(instrumented)
     assert span.attributes["bedrock_tokens.stream.end"] == "closed"
     assert span.attributes["bedrock_tokens.stream.incomplete"] is True
@@ -58,40 +96,50 @@ def test_break_then_close_ends_once_and_marks_incomplete(instrumented: Telemetry
     assert "gen_ai.usage.output_tokens" not in span.attributes
 
 
-def test_break_then_resume_counts_every_event(instrumented: Telemetry, replayer: Replayer) -> None:
-    _, stream = start(replayer)
-    first = []
-    for event in stream:
-        first.append(event)
-        break
-    rest = list(stream)
+def test_break_then_resume_counts_every_event(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        first = yield transport.take(stream, 1)
+        rest = yield transport.take(stream)
+        return len(first) + len(rest)
+
+    assert with_stream(transport, replayer, use) == 23
     span = only_span(instrumented)
-    assert len(first) + len(rest) == 23
     assert span.attributes["gen_ai.usage.output_tokens"] == 21
+    assert span.attributes["bedrock_tokens.stream.events"] == 23
 
 
-def test_close_twice_is_harmless(instrumented: Telemetry, replayer: Replayer) -> None:
-    _, stream = start(replayer)
-    stream.close()
-    stream.close()
+def test_close_twice_is_harmless(transport: Driver, instrumented: Telemetry, replayer: Replayer) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        stream.close()
+        stream.close()
+        yield None
+
+    with_stream(transport, replayer, use)
     assert len(instrumented.spans()) == 1
 
 
-def test_close_after_exhaustion_does_not_count_twice(instrumented: Telemetry, replayer: Replayer) -> None:
-    _, stream = start(replayer)
-    list(stream)
-    stream.close()
-    span = only_span(instrumented)
-    assert span.attributes["bedrock_tokens.stream.end"] == "completed"
+def test_close_after_exhaustion_does_not_count_twice(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        yield transport.take(stream)
+        stream.close()
+
+    with_stream(transport, replayer, use)
+    assert only_span(instrumented).attributes["bedrock_tokens.stream.end"] == "completed"
     assert instrumented.histogram_sum("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"}) == 21
 
 
 def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
-    instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
 ) -> None:
-    _, stream = start(replayer)
-    list(stream)
-    assert list(stream) == []
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        yield transport.take(stream)
+        return (yield transport.take(stream))
+
+    assert with_stream(transport, replayer, use) == []
     assert len(instrumented.spans()) == 1
 
 
