@@ -306,3 +306,32 @@ def test_a_stream_broken_off_early_is_not_done(emulator: BedrockEmulator) -> Non
     assert first.type == "message_start"
     assert seen.closed
     assert seen.reader.usage.input_tokens == first.message.usage.input_tokens
+
+
+def test_async_mantle_stream_cancelled_mid_way_is_not_done(emulator: BedrockEmulator) -> None:
+    emulator.set_latency(per_token=0.05)  # paced, so the cancellation lands before the usage event
+    transport = AsyncTeeTransport()
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        client = anthropic.AsyncAnthropicBedrockMantle(
+            **AWS,
+            base_url=emulator.endpoint_url + "/anthropic",
+            http_client=httpx2.AsyncClient(transport=transport),
+        )
+        async with client.messages.stream(model=CLAUDE, max_tokens=64, messages=HELLO) as stream:
+            async for _ in stream:
+                started.set()
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    seen = _only(transport, ops.MESSAGES)
+    assert not seen.reader.done
+    assert seen.reader.usage.input_tokens is not None  # message_start arrived
+    assert seen.reader.usage.output_tokens is None  # message_delta did not

@@ -199,3 +199,21 @@ def test_readers_never_raise_on_garbage(data: bytes) -> None:
         _reader(operation).feed(data)
         _reader(operation).read_body(JSON, data)
         _reader(operation).read_body(SSE, data)
+
+
+def test_a_gzip_body_is_read_as_it_arrives() -> None:
+    import gzip
+
+    compressed = gzip.compress(MESSAGES_STREAM)
+    reader = _reader(ops.MESSAGES)
+    reader.content_encoding("gzip")
+    for start in range(0, len(compressed), 5):
+        reader.feed(compressed[start : start + 5])
+    assert reader.done and reader.usage.output_tokens == 30
+
+
+def test_an_unknown_content_coding_is_not_read() -> None:
+    reader = _reader(ops.MESSAGES)
+    reader.content_encoding("br")
+    reader.feed(MESSAGES_STREAM)
+    assert not reader.done and reader.usage.is_empty()

@@ -52,6 +52,7 @@ def _start(request: httpx2.Request, response: httpx2.Response, seen: list[Seen])
     streamed = content_type.startswith(_STREAM_TYPES)
     reader = reader_for(found.operation, found.model_id, streamed=streamed, request_body=request.content)
     assert reader is not None
+    reader.content_encoding(response.headers.get("content-encoding"))
     call = Seen(found, reader, {k.lower(): v for k, v in response.headers.items()}, streamed)
     seen.append(call)
     return call

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ _INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
 class Reader:
     """Base reader: what one response said so far."""
 
-    __slots__ = ("billed", "done", "error_code", "facts", "failed", "reasoning_tokens")
+    __slots__ = ("_inflate", "billed", "done", "error_code", "facts", "failed", "reasoning_tokens")
 
     def __init__(self) -> None:
         self.facts = ResponseFacts()
@@ -54,13 +55,30 @@ class Reader:
         self.reasoning_tokens: int | None = None
         #: Our own parsing failed once: the reader ignores everything after.
         self.failed = False
+        self._inflate: Any = None
+
+    def content_encoding(self, encoding: str | None) -> None:
+        """The response's ``Content-Encoding``: a transport tees the bytes it receives, before the
+        client library decompresses them, so a gzip or deflate body is inflated here (incrementally,
+        as it arrives). Any other coding is not ours to read: the reader then ignores the body."""
+        coding = (encoding or "").strip().lower()
+        if coding in ("", "identity"):
+            return
+        if coding in ("gzip", "x-gzip", "deflate"):
+            # wbits 47: zlib or gzip header, detected from the data.
+            self._inflate = zlib.decompressobj(47)
+        else:
+            self.failed = True
+
+    def _inflated(self, data: bytes) -> bytes:
+        return data if self._inflate is None else self._inflate.decompress(data)
 
     def read_body(self, headers: Mapping[str, str], data: bytes) -> None:
         """A complete non-streamed body with its (lower-case keyed) response headers."""
         if self.failed:
             return
         try:
-            self._body(headers, data)
+            self._body(headers, self._inflated(data))
         except Exception:
             self.failed = True
             log_internal_error(logger, "bedrock-tokens: could not read a response body")
@@ -70,7 +88,7 @@ class Reader:
         if self.failed or self.done or not data:
             return
         try:
-            self._feed(data)
+            self._feed(self._inflated(data))
         except Exception:
             self.failed = True
             log_internal_error(logger, "bedrock-tokens: could not read a response stream")

@@ -47,6 +47,18 @@ class SseDecoder:
                 data = data[1:]
         buffer = self._buffer + data if self._buffer else data
         events: list[SseEvent] = []
+        if b"\r" not in buffer:
+            # Every stream seen so far ends its lines with \n alone: one split instead of a search
+            # per line.
+            lines = buffer.split(b"\n")
+            self._buffer = lines.pop()
+            line_of = self._line
+            for line in lines:
+                line_of(line, events)
+            if len(self._buffer) > MAX_LINE:
+                self.broken = True
+                self._buffer = b""
+            return events
         start, size = 0, len(buffer)
         while start < size:
             lf = buffer.find(b"\n", start)
@@ -76,13 +88,22 @@ class SseDecoder:
             self._event = ""
             self._data = []
             return
+        # The two fields every event has, without the general parse.
+        if raw.startswith(b"data:"):
+            value = raw[6:] if raw[5:6] == b" " else raw[5:]
+            self._data.append(value.decode("utf-8", "replace"))
+            return
+        if raw.startswith(b"event:"):
+            value = raw[7:] if raw[6:7] == b" " else raw[6:]
+            self._event = value.decode("utf-8", "replace")
+            return
         line = raw.decode("utf-8", "replace")
-        field, colon, value = line.partition(":")
+        field, colon, text = line.partition(":")
         if not field and colon:  # comment
             return
-        if value[:1] == " ":
-            value = value[1:]
+        if text[:1] == " ":
+            text = text[1:]
         if field == "data":
-            self._data.append(value)
+            self._data.append(text)
         elif field == "event":
-            self._event = value
+            self._event = text
