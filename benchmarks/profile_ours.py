@@ -20,8 +20,12 @@ rounds of the per-round difference, with quartiles):
 instrumentation on and off and reports the instruction counts per call (deterministic: not moved
 by machine load, unlike the clocks), so a cut can be judged on a busy machine.
 
-The cProfile ranking lists our package's functions by own time (tottime) and cumulative time
-over the instrumented calls of every path: the candidates for cuts.
+cProfile runs on ``time.thread_time`` (CPU time of the calling thread): with the default wall
+clock, on a busy machine, every preemption is charged to whatever function was running. One
+ranking lists our package's functions by own time (tottime) and cumulative time over the
+instrumented calls of every path; the other, per path, every function called more often with ours
+on (ours, and what ours calls elsewhere), by how much its own time grows per call: the candidates
+for cuts.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ def figures(results: dict[str, dict[str, float]], long_events: int) -> dict[str,
 
 def profile(ours: Ours, canned: Canned, cases: dict[str, Any], calls: int, top: int) -> str:
     """cProfile over the instrumented calls of every path; our package's functions, ranked."""
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)
     ours.on()
     try:
         for body, headers, call in cases.values():
@@ -166,6 +170,55 @@ def profile(ours: Ours, canned: Canned, cases: dict[str, Any], calls: int, top: 
     stats.sort_stats("tottime").print_stats(PACKAGE, top)
     stats.sort_stats("cumulative").print_stats(PACKAGE, top)
     return re.sub(r"/[^\s]*/(?:site-packages|src)/", "", text.getvalue())
+
+
+def profile_diff(ours: Ours, canned: Canned, cases: dict[str, Any], calls: int, top: int) -> str:
+    """Per path: every function called more often when ours is on (ours, and botocore's, the SDK's
+    or the stdlib's that ours calls) ranked by how much its own time grows per call (cProfile,
+    instrumented block minus plain block).
+
+    This is what ours costs, wherever it lands: our functions, and the work we cause elsewhere
+    (a second body parse, a proxy's extra frames, a lock, a weakref finalizer)."""
+    lines = []
+    for path, (body, headers, call) in cases.items():
+        canned.answer(body, headers)
+        own: dict[bool, dict[tuple[str, int, str], tuple[int, float]]] = {}
+        for on in (False, True):
+            if on:
+                ours.on()
+            try:
+                for _ in range(3):
+                    call(canned.client)
+                profiler = cProfile.Profile(time.thread_time)
+                profiler.enable()
+                for _ in range(calls):
+                    call(canned.client)
+                profiler.disable()
+            finally:
+                if on:
+                    ours.off()
+            stats: Any = pstats.Stats(profiler).stats
+            own[on] = {key: (value[1], value[2]) for key, value in stats.items()}
+        keys = set(own[False]) | set(own[True])
+        deltas = []
+        for key in keys:
+            calls_on, time_on = own[True].get(key, (0, 0.0))
+            calls_off, time_off = own[False].get(key, (0, 0.0))
+            # Only functions called more often with ours on (ours, or work we cause): a function
+            # called as often either way differs only by the machine's noise.
+            if calls_on > calls_off:
+                deltas.append(((time_on - time_off) / calls * 1e6, (calls_on - calls_off) / calls, key))
+        deltas.sort(reverse=True)
+        total = sum(delta for delta, _, _ in deltas)
+        lines.append(
+            f"{path}: own time added per call {total:.1f} µs by functions called more "
+            "often with ours on (cProfile: inflated, use for ranking)"
+        )
+        for delta, extra_calls, (filename, line, function) in deltas[:top]:
+            where = re.sub(r"^.*/(?:site-packages|src|lib/python3\.\d+)/", "", filename)
+            lines.append(f"  {delta:7.2f} µs  {extra_calls:+6.1f} calls  {where}:{line}({function})")
+        lines.append("")
+    return "\n".join(lines)
 
 
 _CALLGRIND_CHILD = """
@@ -298,6 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         print(text.strip())
         print("```")
         report["profile"] = text
+        diff = profile_diff(ours, canned, cases, args.profile_calls, args.top)
+        print()
+        print("# cProfile: own time added per call by ours, every function, per path")
+        print()
+        print("```")
+        print(diff.strip())
+        print("```")
+        report["profile_diff"] = diff
     if args.callgrind:
         counts = callgrind(cases, args.callgrind_calls, args.long_events)
         print()

@@ -106,3 +106,17 @@ def test_a_tiny_run_of_ours_writes_every_setup_to_markdown_and_json(tmp_path: Pa
     }
     assert set(figures) == expected and None not in figures.values()
     assert "SimpleSpanProcessor, wall time" in output.read_text()
+
+
+def test_instruction_counts_table_divides_by_the_best_peer() -> None:
+    import argparse
+
+    import instructions
+
+    def counts(added: float) -> dict[str, Any]:
+        return {key: {"plain": 1e6, "instrumented": 1e6 + added, "added": added} for key in CASES}
+
+    results = {"ours": counts(50_000), "botocore": counts(100_000), "openinference": {"error": "no valgrind"}}
+    args = argparse.Namespace(processor="simple", content="off", calls=10, long_events=100)
+    text = instructions.markdown(results, args, 1.0)
+    assert "| InvokeModel | 1000 | 50.0 | 100.0 | error | 0.50x |" in text
