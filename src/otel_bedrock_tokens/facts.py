@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .billing import BillingTerms
 from .model_id import ModelRef
 from .usage import Usage
 
@@ -36,6 +37,8 @@ class RequestFacts:
     server_port: int | None
     #: The family parser chosen for this model and body, or ``None`` (opaque id, unknown family).
     family: str | None = None
+    #: The guardrail the request names (``aws.bedrock.guardrail.id``), when it names one.
+    guardrail_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -52,3 +55,6 @@ class ResponseFacts:
     predicted_input_tokens: int | None = None
     #: Reading the response failed part-way (the caller meets the same exception when reading).
     read_error: BaseException | None = None
+    #: How the call was billed (service tier, latency mode, cache writes by TTL, prompt router),
+    #: ``None`` when the response said none of it.
+    billing: BillingTerms | None = None

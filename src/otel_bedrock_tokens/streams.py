@@ -39,11 +39,12 @@ import wrapt
 
 from . import abandoned, names
 from ._logging import log_internal_error
+from .billing import terms_from_anthropic_body, terms_from_converse, terms_from_headers
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
 from .families._fields import as_dict, string, token_count
-from .operations import Operation, converse_usage, parse_json_object, response_metadata
+from .operations import Operation, apply_terms, converse_usage, parse_json_object, response_metadata
 from .telemetry import Attributes, Call
 from .usage import Usage
 
@@ -157,6 +158,7 @@ class StreamState:
             if not complete:
                 extra[names.STREAM_INCOMPLETE] = True
             call = self.call
+            call.use_terms(facts.billing)  # the served tier on the chunk timings too
             if self.first_event_at is not None:
                 call.record_first_chunk(self.first_event_at - call.started)
                 if self.chunk_timing == CHUNK_TIMING_STREAM and self.events > 1 and complete:
@@ -178,6 +180,9 @@ def _observe_converse_event(state: StreamState, event: Any) -> bool:
         if usage.is_empty():
             return False  # a metadata event without usage (guardrail trace only): keep waiting
         state.billed = usage
+        facts = state.facts
+        reason = facts.finish_reasons[0] if facts.finish_reasons else None
+        apply_terms(facts, terms_from_converse(metadata, reason))
         return True
     stop = event.get("messageStop")
     if stop is not None:
@@ -219,6 +224,7 @@ def _invoke_observer(family: Family) -> Observer:
         if body is None:
             return False
         read_chunk(body, state.facts)
+        apply_terms(state.facts, terms_from_anthropic_body(body))
         billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
         if billed is not None and not billed.is_empty():
             state.billed = billed
@@ -318,7 +324,8 @@ def install_proxy(
     key = operation.stream_key
     stream = result.get(key) if isinstance(result, dict) and key is not None else None
     facts = ResponseFacts()
-    response_metadata(result if isinstance(result, dict) else {}, facts)
+    headers = response_metadata(result if isinstance(result, dict) else {}, facts)
+    apply_terms(facts, terms_from_headers(headers))
     if stream is None:
         call.end(facts, None, {names.STREAM_INCOMPLETE: True})
         return result

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, ge
 from opentelemetry.util.types import AttributeValue
 
 from . import names
+from .billing import BillingTerms
 from .facts import RequestFacts, ResponseFacts
 from .version import __version__
 
@@ -108,6 +109,48 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self._common: dict[tuple[str, str, str | None, int | None], CommonAttributes] = {}
+        # Released semantic-convention names unless the user opted in to the newest (read once).
+        latest = names.latest_experimental()
+        self.cache_read_name = GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+        released_write = GenAI.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        self.cache_write_name = names.LATEST_CACHE_WRITE_INPUT_TOKENS if latest else released_write
+
+    def response_attributes(self, response: ResponseFacts) -> Attributes:
+        attributes: Attributes = {}
+        usage = response.usage
+        if usage.total_input is not None:
+            attributes[GenAI.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input
+        if usage.output_tokens is not None:
+            attributes[GenAI.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if usage.cache_read_tokens is not None:
+            attributes[self.cache_read_name] = usage.cache_read_tokens
+        if usage.cache_write_tokens is not None:
+            attributes[self.cache_write_name] = usage.cache_write_tokens
+        if usage.reasoning_output_tokens is not None:
+            attributes[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+        if response.finish_reasons is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
+        if response.response_id is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_ID] = response.response_id
+        if response.response_model is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if response.request_id is not None:
+            attributes[AWS_REQUEST_ID] = response.request_id
+        if response.predicted_input_tokens is not None:
+            attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
+        if response.retry_attempts:
+            attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
+        terms = response.billing
+        if terms is not None:
+            if terms.service_tier is not None:
+                attributes[names.SERVICE_TIER] = terms.service_tier
+            if terms.latency_mode is not None:
+                attributes[names.PERFORMANCE_CONFIG_LATENCY] = terms.latency_mode
+            if terms.cache_write_5m is not None:
+                attributes[names.USAGE_CACHE_CREATION_5M] = terms.cache_write_5m
+            if terms.cache_write_1h is not None:
+                attributes[names.USAGE_CACHE_CREATION_1H] = terms.cache_write_1h
+        return attributes
 
     def start(self, request: RequestFacts) -> Call:
         """Start the span (with the attributes samplers need) and the clock."""
@@ -124,6 +167,8 @@ class Telemetry:
             span_attributes[GenAI.GEN_AI_REQUEST_TOP_K] = params.top_k
         if params.stop_sequences is not None:
             span_attributes[GenAI.GEN_AI_REQUEST_STOP_SEQUENCES] = params.stop_sequences
+        if request.guardrail_id is not None:
+            span_attributes[names.GUARDRAIL_ID] = request.guardrail_id
         span = self.tracer.start_span(common.span_name, kind=SpanKind.CLIENT, attributes=span_attributes)
         return Call(self, span, common, request)
 
@@ -146,31 +191,80 @@ class CommonAttributes:
     """Span-start and metric attribute dicts for one (operation, model, server). Shared by many
     calls, so never mutated after construction (the SDK copies what it keeps)."""
 
-    __slots__ = ("cache_read", "cache_write", "input", "metric", "output", "span", "span_name")
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "cache_write_1h",
+        "cache_write_5m",
+        "input",
+        "metric",
+        "output",
+        "span",
+        "span_name",
+        "variants",
+    )
 
-    def __init__(self, request: RequestFacts) -> None:
-        span: Attributes = {
-            GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
-            GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
-            GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
-        }
-        if request.server_address is not None:
-            span[SERVER_ADDRESS] = request.server_address
-        if request.server_port is not None:
-            span[SERVER_PORT] = request.server_port
-        self.span = span
-        self.span_name = f"{request.operation_name} {request.model_id}"
-        self.metric: Attributes = dict(span)
-        self.input: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "input"}
-        self.output: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "output"}
-        self.cache_read: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_READ}
-        self.cache_write: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+    span: Attributes
+    span_name: str
+    metric: Attributes
+
+    def __init__(
+        self,
+        request: RequestFacts | None,
+        base: CommonAttributes | None = None,
+        terms: Attributes | None = None,
+    ) -> None:
+        if base is not None:  # a variant: the same call attributes plus the billing terms served
+            self.span = base.span
+            self.span_name = base.span_name
+            self.metric = {**base.metric, **(terms or {})}
+        else:
+            assert request is not None
+            span: Attributes = {
+                GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
+                GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
+                GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
+            }
+            if request.server_address is not None:
+                span[SERVER_ADDRESS] = request.server_address
+            if request.server_port is not None:
+                span[SERVER_PORT] = request.server_port
+            self.span = span
+            self.span_name = f"{request.operation_name} {request.model_id}"
+            self.metric = dict(span)
+        metric = self.metric
+        self.input: Attributes = {**metric, GenAI.GEN_AI_TOKEN_TYPE: "input"}
+        self.output: Attributes = {**metric, GenAI.GEN_AI_TOKEN_TYPE: "output"}
+        self.cache_read: Attributes = {**metric, names.CACHE_TYPE: names.CACHE_TYPE_READ}
+        self.cache_write: Attributes = {**metric, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+        self.cache_write_5m: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_5M}
+        self.cache_write_1h: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_1H}
+        #: (service tier, latency mode) -> the same dicts with those terms, built once each.
+        self.variants: dict[tuple[str | None, str | None], CommonAttributes] = {}
+
+    def with_terms(self, service_tier: str | None, latency_mode: str | None) -> CommonAttributes:
+        """These attributes plus the tier and latency mode a response reported (both enumerations
+        of a few values, so at most a handful of variants per model)."""
+        if service_tier is None and latency_mode is None:
+            return self
+        key = (service_tier, latency_mode)
+        found = self.variants.get(key)
+        if found is None:
+            terms: Attributes = {}
+            if service_tier is not None:
+                terms[names.SERVICE_TIER] = service_tier
+            if latency_mode is not None:
+                terms[names.PERFORMANCE_CONFIG_LATENCY] = latency_mode
+            # Racing threads may both build one: same content, last one kept.
+            found = self.variants[key] = CommonAttributes(None, self, terms)
+        return found
 
 
 class Call:
     """One measured call. :meth:`end` runs once, whoever calls it first (stream end, close, GC)."""
 
     __slots__ = (
+        "_base",
         "_common",
         "_context",
         "_end_guard",
@@ -193,7 +287,7 @@ class Call:
         self._telemetry = telemetry
         self.request = request
         self.span = span
-        self._common = common
+        self._common = self._base = common
         self._metric_attributes = common.metric
         self._end_guard = threading.Lock()
         self._token: object | None = None
@@ -212,6 +306,15 @@ class Call:
         if token is not None:
             context.detach(token)  # type: ignore[arg-type]
 
+    def use_terms(self, terms: BillingTerms | None) -> None:
+        """Put the service tier and latency mode the response reported on every metric point of
+        the call still to be recorded (streams call it before their chunk timings, :meth:`end`
+        before everything else)."""
+        if terms is None or (terms.service_tier is None and terms.latency_mode is None):
+            return
+        self._common = self._base.with_terms(terms.service_tier, terms.latency_mode)
+        self._metric_attributes = self._common.metric
+
     def end(
         self,
         response: ResponseFacts | None,
@@ -223,9 +326,13 @@ class Call:
             return False
         elapsed = perf_counter() - self.started
         span = self.span
+        terms = response.billing if response is not None else None
+        if terms is not None:
+            self.use_terms(terms)
         metric_attributes = self._metric_attributes
+        telemetry = self._telemetry
         # One set_attributes call: the SDK takes a lock and validates per call.
-        attributes = self.response_attributes(response) if response is not None else {}
+        attributes = telemetry.response_attributes(response) if response is not None else {}
         if self.prediction is not None:
             actual = response.usage.total_input if response is not None else None
             attributes.update(self.prediction.settle(self, actual))
@@ -237,7 +344,6 @@ class Call:
             span.set_status(Status(StatusCode.ERROR))
         if attributes:
             span.set_attributes(attributes)
-        telemetry = self._telemetry
         call_context = self.context
         telemetry.duration.record(elapsed, metric_attributes, context=call_context)
         if response is not None:
@@ -247,19 +353,32 @@ class Call:
                 common = self._common  # prebuilt dicts for the common, successful case
                 input_attributes, output_attributes = common.input, common.output
                 read_attributes, write_attributes = common.cache_read, common.cache_write
+                write_5m, write_1h = common.cache_write_5m, common.cache_write_1h
             else:
                 input_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "input"}
                 output_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "output"}
                 read_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ}
                 write_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+                write_5m = {**write_attributes, names.CACHE_TTL: names.CACHE_TTL_5M}
+                write_1h = {**write_attributes, names.CACHE_TTL: names.CACHE_TTL_1H}
             if total_input is not None:
                 telemetry.token_usage.record(total_input, input_attributes, context=call_context)
             if usage.output_tokens is not None:
                 telemetry.token_usage.record(usage.output_tokens, output_attributes, context=call_context)
             if usage.cache_read_tokens:
                 telemetry.cache_usage.record(usage.cache_read_tokens, read_attributes, context=call_context)
-            if usage.cache_write_tokens:
-                telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes, context=call_context)
+            written = usage.cache_write_tokens
+            if written:
+                five = terms.cache_write_5m if terms is not None else None
+                hour = terms.cache_write_1h if terms is not None else None
+                if five is not None and hour is not None and five + hour == written:
+                    # Split by TTL (an hour's write costs more); the points still sum to the writes.
+                    if five:
+                        telemetry.cache_usage.record(five, write_5m, context=call_context)
+                    if hour:
+                        telemetry.cache_usage.record(hour, write_1h, context=call_context)
+                else:
+                    telemetry.cache_usage.record(written, write_attributes, context=call_context)
         span.end()
         return True
 
@@ -302,29 +421,3 @@ class Call:
     def record_chunk_gap(self, seconds: float) -> None:
         """Streams: time between chunks (per chunk or per-stream mean, see ``streams``)."""
         self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes, context=self.context)
-
-    @staticmethod
-    def response_attributes(response: ResponseFacts) -> Attributes:
-        attributes: Attributes = {}
-        usage = response.usage
-        if usage.total_input is not None:
-            attributes[GenAI.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input
-        if usage.output_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-        if usage.cache_read_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-        if usage.cache_write_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
-        if response.finish_reasons is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
-        if response.response_id is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_ID] = response.response_id
-        if response.response_model is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
-        if response.request_id is not None:
-            attributes[AWS_REQUEST_ID] = response.request_id
-        if response.predicted_input_tokens is not None:
-            attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
-        if response.retry_attempts:
-            attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
-        return attributes

@@ -44,6 +44,9 @@ class Usage:
     output_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    #: Output tokens spent on reasoning/thinking, where the response reports them (already part of
+    #: ``output_tokens``: billed once, reported apart as ``gen_ai.usage.reasoning.output_tokens``).
+    reasoning_output_tokens: int | None = None
 
     @property
     def total_input(self) -> int | None:
@@ -76,3 +79,5 @@ class Usage:
             self.cache_read_tokens = other.cache_read_tokens
         if self.cache_write_tokens is None:
             self.cache_write_tokens = other.cache_write_tokens
+        if self.reasoning_output_tokens is None:
+            self.reasoning_output_tokens = other.reasoning_output_tokens
