@@ -32,6 +32,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from ._hooks import BedrockHook
 from ._logging import log_internal_error
+from .cost import price_book_for
 from .operations import OPERATIONS
 from .prediction import Predictor
 from .settings import Settings
@@ -240,8 +241,12 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # Explicit instrument(): a bad setting raises. Zero-code: logged, that setting's default.
         config = Settings.load(kwargs, lenient=_loaded_by_auto_instrumentation())
         predictor = Predictor(config.prediction) if config.prediction.mode != "off" else None
+        # Cost is on when genai-prices is installed (not imported here) or the user priced models.
+        price_book = price_book_for(config.prices)
+        if predictor is not None:
+            predictor.price_book = price_book
         hook = BedrockHook(
-            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
+            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
             OPERATIONS,
             request_hook=config.request_hook,
             response_hook=config.response_hook,

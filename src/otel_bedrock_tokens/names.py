@@ -85,6 +85,9 @@ COST_COMPONENT: Final = "bedrock_tokens.cost.component"
 #: Counter of money spent, unit ``USD``, with :data:`COST_COMPONENT` and :data:`SERVICE_TIER`; its sum
 #: over a period equals the sum of the spans' :data:`COST_USD`.
 COST: Final = "bedrock_tokens.client.cost"
+#: Counter, unit ``USD``: what the cache reads of a call would have cost as uncached input minus what
+#: they cost (the dashboard's "cache savings"), with the call attributes and :data:`SERVICE_TIER`.
+CACHE_SAVINGS: Final = "bedrock_tokens.client.cost.cache_savings"
 
 #: Reasoning/thinking output tokens (part of the output tokens), where a response reports them.
 USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"  # as semconv 1.37+

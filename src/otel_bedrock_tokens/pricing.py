@@ -236,6 +236,8 @@ def load_price_file(path: str | os.PathLike[str]) -> UserPrices:
         raise PriceFileError(f"{name}: cannot read the price file: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise PriceFileError(f"{name}: the price file is not UTF-8 text") from None
+    except ValueError as error:  # a path no file can have (an embedded NUL)
+        raise PriceFileError(f"{name!r}: not a usable path: {error}") from None
     try:
         document = json.loads(text, parse_constant=lambda constant: float("nan"))
     except ValueError as error:

@@ -24,7 +24,9 @@ from opentelemetry.util.types import AttributeValue
 
 from . import names
 from .billing import BillingTerms
+from .cost import CostMeter, cache_savings
 from .facts import RequestFacts, ResponseFacts
+from .pricing import COMPONENTS, Cost, PriceBook, UnitPrices
 from .version import __version__
 
 PROVIDER = GenAI.GenAiProviderNameValues.AWS_BEDROCK.value  # "aws.bedrock"
@@ -57,6 +59,7 @@ class Telemetry:
         self,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        price_book: PriceBook | None = None,
     ) -> None:
         self.tracer = get_tracer(__name__, __version__, tracer_provider, schema_url=SCHEMA_URL)
         meter = get_meter(__name__, __version__, meter_provider, schema_url=SCHEMA_URL)
@@ -109,6 +112,8 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self._common: dict[tuple[str, str, str | None, int | None], CommonAttributes] = {}
+        #: The cost counters and price book; ``None`` when nothing can price a call (see ``cost``).
+        self.cost: CostMeter | None = CostMeter(price_book, meter) if price_book is not None else None
         # Released semantic-convention names unless the user opted in to the newest (read once).
         latest = names.latest_experimental()
         self.cache_read_name = GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
@@ -196,6 +201,7 @@ class CommonAttributes:
         "cache_write",
         "cache_write_1h",
         "cache_write_5m",
+        "cost",
         "input",
         "metric",
         "output",
@@ -239,6 +245,10 @@ class CommonAttributes:
         self.cache_write: Attributes = {**metric, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
         self.cache_write_5m: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_5M}
         self.cache_write_1h: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_1H}
+        #: Cost counter attributes by component (built here once; a few dicts per model).
+        self.cost: dict[str, Attributes] = {
+            component: {**metric, names.COST_COMPONENT: component} for component in COMPONENTS
+        }
         #: (service tier, latency mode) -> the same dicts with those terms, built once each.
         self.variants: dict[tuple[str | None, str | None], CommonAttributes] = {}
 
@@ -338,6 +348,16 @@ class Call:
             attributes.update(self.prediction.settle(self, actual))
         if extra:
             attributes.update(extra)
+        cost_meter = telemetry.cost
+        cost: Cost | None = None
+        prices: UnitPrices | None = None
+        if cost_meter is not None and response is not None and not response.usage.is_empty():
+            prices, cost = cost_meter.price(self.request, response.usage, terms)
+            if cost is not None:
+                attributes[names.COST_USD] = cost.total_usd
+                attributes[names.COST_SOURCE] = cost.source
+            else:
+                attributes[names.COST_SOURCE] = names.COST_SOURCE_UNPRICED
         if error_type is not None:
             metric_attributes = {**metric_attributes, ERROR_TYPE: error_type}
             attributes[ERROR_TYPE] = error_type
@@ -379,6 +399,16 @@ class Call:
                         telemetry.cache_usage.record(hour, write_1h, context=call_context)
                 else:
                     telemetry.cache_usage.record(written, write_attributes, context=call_context)
+            if cost is not None and prices is not None and cost_meter is not None:  # priced
+                if error_type is None:
+                    cost_attributes = self._common.cost
+                else:
+                    cost_attributes = {
+                        component: {**metric_attributes, names.COST_COMPONENT: component}
+                        for component in COMPONENTS
+                    }
+                savings = cache_savings(prices, usage, cost)
+                cost_meter.record(cost, cost_attributes, savings, metric_attributes, call_context)
         span.end()
         return True
 
