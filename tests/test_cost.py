@@ -296,3 +296,18 @@ def test_cost_counter_sum_equals_span_costs(calls: list[tuple[Any, ...]]) -> Non
         call.end(ResponseFacts(usage=usage, billing=terms), "ThrottlingException" if failed else None)
     span_costs = [span.attributes.get(names.COST_USD, 0.0) for span in exported.spans()]
     assert cost_total(exported) == pytest.approx(sum(span_costs), rel=1e-9, abs=1e-12)
+
+
+def test_a_pricing_fault_never_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("price data broken")
+
+    make_instrumentor(prices={HAIKU: {"input_mtok": 1, "output_mtok": 2}})
+    monkeypatch.setattr(PriceBook, "prices_for", broken)
+    response = emulator.client().converse(modelId=HAIKU, messages=MESSAGES)
+    assert response["usage"]["outputTokens"] > 0
+    (span,) = telemetry.spans()
+    assert names.COST_USD not in span.attributes
+    assert span.attributes["gen_ai.usage.output_tokens"] == response["usage"]["outputTokens"]

@@ -22,6 +22,7 @@ from typing import Any
 from opentelemetry.metrics import Counter, Meter
 
 from . import names
+from ._logging import log_internal_error
 from .billing import BillingTerms
 from .facts import RequestFacts
 from .pricing import COMPONENTS, Cost, PriceBook, UnitPrices, UserPrices
@@ -92,26 +93,37 @@ class CostMeter:
         self, request: RequestFacts, usage: Usage, terms: BillingTerms | None
     ) -> tuple[UnitPrices | None, Cost | None]:
         """(prices, cost) of one call; ``(None, None)`` when unpriced, ``(prices, None)`` when the
-        usage cannot be priced (no input count, output tokens without an output price)."""
-        prices = unit_prices(self.book, request.model_id, terms)
-        if prices is None:
+        usage cannot be priced (no input count, output tokens without an output price). Never
+        raises: a pricing fault leaves the call unpriced, logged at debug level."""
+        try:
+            prices = unit_prices(self.book, request.model_id, terms)
+            if prices is None:
+                return None, None
+            return prices, prices.cost(usage, terms)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not price a call")
             return None, None
-        return prices, prices.cost(usage, terms)
 
     def record(
         self,
+        prices: UnitPrices,
+        usage: Usage,
         cost: Cost,
         component_attributes: Mapping[str, Attributes],
-        savings: float,
         savings_attributes: Attributes,
         context: Any,
     ) -> None:
-        """One counter point per component that cost something (a zero adds nothing to the sum)."""
-        counter = self.counter
-        components = cost.components
-        for component in COMPONENTS:
-            amount = components[component]
-            if amount > 0:
-                counter.add(amount, component_attributes[component], context=context)
-        if savings > 0:
-            self.savings.add(savings, savings_attributes, context=context)
+        """One counter point per component that cost something (a zero adds nothing to the sum),
+        and the cache savings. Never raises."""
+        try:
+            counter = self.counter
+            components = cost.components
+            for component in COMPONENTS:
+                amount = components[component]
+                if amount > 0:
+                    counter.add(amount, component_attributes[component], context=context)
+            savings = cache_savings(prices, usage, cost)
+            if savings > 0:
+                self.savings.add(savings, savings_attributes, context=context)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not record a call's cost")

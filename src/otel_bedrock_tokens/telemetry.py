@@ -24,7 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import names
 from .billing import BillingTerms
-from .cost import CostMeter, cache_savings
+from .cost import CostMeter
 from .facts import RequestFacts, ResponseFacts
 from .pricing import COMPONENTS, Cost, PriceBook, UnitPrices
 from .version import __version__
@@ -407,8 +407,7 @@ class Call:
                         component: {**metric_attributes, names.COST_COMPONENT: component}
                         for component in COMPONENTS
                     }
-                savings = cache_savings(prices, usage, cost)
-                cost_meter.record(cost, cost_attributes, savings, metric_attributes, call_context)
+                cost_meter.record(prices, usage, cost, cost_attributes, metric_attributes, call_context)
         span.end()
         return True
 
