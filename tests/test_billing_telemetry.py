@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from otel_bedrock_tokens import names
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
 from .conftest import Telemetry
+from .replay import Replayer, all_recordings, call_recorded, load
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
@@ -232,3 +234,63 @@ def test_opt_in_list_parsing() -> None:
     assert names.latest_experimental({names.SEMCONV_OPT_IN_ENV: "http,gen_ai_latest_experimental"})
     assert not names.latest_experimental({names.SEMCONV_OPT_IN_ENV: "http"})
     assert not names.latest_experimental({})
+
+
+# --- recordings: guardrail ids and interventions as Bedrock sent them ------------------------------
+
+
+def _guarded_converse_recordings() -> list[Path]:
+    found = []
+    for path in all_recordings():
+        for interaction in load(path):
+            if interaction.operation not in ("Converse", "ConverseStream") or interaction.status >= 400:
+                continue
+            body = json.loads(interaction.request_body or b"{}")
+            if isinstance(body.get("guardrailConfig"), dict):
+                found.append(path)
+                break
+    return found
+
+
+@pytest.mark.parametrize("path", _guarded_converse_recordings(), ids=lambda path: path.name)
+def test_recorded_guardrail_id_and_intervention(
+    path: Path, replayer: Replayer, instrumented: Telemetry
+) -> None:
+    interactions = [i for i in load(path) if i.operation in ("Converse", "ConverseStream")]
+    replayer.serve(*interactions)
+    for interaction in interactions:
+        outcome = call_recorded(replayer.client, interaction)
+        stream = outcome.get("stream") if isinstance(outcome, dict) else None
+        for _ in stream or ():
+            pass
+    spans = instrumented.spans()
+    assert len(spans) == len(interactions)
+    for interaction, span in zip(interactions, spans, strict=True):
+        expected = json.loads(interaction.request_body)["guardrailConfig"]["guardrailIdentifier"]
+        assert span.attributes[names.GUARDRAIL_ID] == expected
+        reasons = span.attributes.get("gen_ai.response.finish_reasons")
+        if b"guardrail_intervened" in interaction.body:
+            assert reasons == ("guardrail_intervened",)
+
+
+# --- asyncio: the same terms and cost through aiobotocore ------------------------------------------
+
+
+def test_aio_converse_stream_terms(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+    pytest.importorskip("aiobotocore")
+    from .aio_support import aio_client, run
+
+    async def converse() -> None:
+        async with aio_client(emulator.endpoint_url) as client:
+            response = await client.converse_stream(
+                modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H, serviceTier={"type": "flex"}
+            )
+            async for _ in response["stream"]:
+                pass
+
+    run(converse())
+    (span,) = instrumented.spans()
+    assert span.attributes[names.SERVICE_TIER] == "flex"
+    assert span.attributes[names.USAGE_CACHE_CREATION_1H] > 0
+    for point in all_points(instrumented, TOKEN_USAGE, DURATION):
+        assert point.attributes[names.SERVICE_TIER] == "flex"
