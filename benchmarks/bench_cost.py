@@ -78,6 +78,44 @@ def measure(
     return unpriced, priced
 
 
+def end_path(rounds: int, calls: int) -> tuple[float, float]:
+    """Median µs of ``Telemetry.start`` + ``Call.end`` alone (no botocore), unpriced and priced:
+    the same call facts (Converse, cache read and write, default tier), A/B interleaved."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_bedrock_tokens.billing import BillingTerms
+    from otel_bedrock_tokens.facts import RequestFacts, RequestParams, ResponseFacts
+    from otel_bedrock_tokens.model_id import parse_model_id
+    from otel_bedrock_tokens.pricing import PriceBook
+    from otel_bedrock_tokens.telemetry import Telemetry
+    from otel_bedrock_tokens.usage import Usage
+
+    tracer_provider = TracerProvider()
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    unpriced = Telemetry(tracer_provider, meter_provider)
+    priced = Telemetry(tracer_provider, meter_provider, PriceBook())
+    request = RequestFacts("Converse", "chat", MODEL, parse_model_id(MODEL), RequestParams(), "h", 443)
+    terms = BillingTerms(service_tier="default", cache_write_5m=100, cache_write_1h=0)
+
+    def once(telemetry: Telemetry) -> None:
+        call = telemetry.start(request)
+        call.end(ResponseFacts(usage=Usage(11, 22, 300, 100), billing=terms))
+
+    once(priced)  # imports genai-prices and resolves the price once, as a first call does
+    samples: dict[bool, list[float]] = {False: [], True: []}
+    clock = time.process_time
+    for round_index in range(rounds):
+        for on in (round_index % 2 == 0, round_index % 2 != 0):
+            telemetry = priced if on else unpriced
+            start = clock()
+            for _ in range(calls):
+                once(telemetry)
+            samples[on].append((clock() - start) / calls)
+    return statistics.median(samples[False]) * 1e6, statistics.median(samples[True]) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -106,6 +144,8 @@ def main() -> None:
         off = statistics.median(unpriced) * 1e6
         on = statistics.median(priced) * 1e6
         print(f"{name:30} {off:>12.1f} {on:>10.1f} {on - off:>16.1f}")
+    off, on = end_path(args.rounds, args.calls * 5)
+    print(f"{'Call.end alone (no botocore)':30} {off:>12.1f} {on:>10.1f} {on - off:>16.1f}")
 
 
 if __name__ == "__main__":
