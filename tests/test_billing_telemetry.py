@@ -294,3 +294,29 @@ def test_aio_converse_stream_terms(instrumented: Telemetry, emulator: BedrockEmu
     assert span.attributes[names.USAGE_CACHE_CREATION_1H] > 0
     for point in all_points(instrumented, TOKEN_USAGE, DURATION):
         assert point.attributes[names.SERVICE_TIER] == "flex"
+
+
+# --- reasoning tokens --------------------------------------------------------------------------------
+
+
+def test_openai_style_reasoning_tokens_are_read() -> None:
+    """OpenAI Chat Completions bodies (gpt-oss on Bedrock) report reasoning inside completion_tokens."""
+    from otel_bedrock_tokens.operations import OPERATIONS
+
+    model = "openai.gpt-oss-20b-1:0"
+    request = OPERATIONS["InvokeModel"].request(
+        {"modelId": model, "body": json.dumps({"messages": [{"role": "user", "content": "Hi"}]})},
+        (None, None),
+    )
+    body = {
+        "id": "x",
+        "choices": [{"finish_reason": "stop", "message": {"content": "Hi"}}],
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 30,
+            "completion_tokens_details": {"reasoning_tokens": 12},
+        },
+    }
+    facts = OPERATIONS["InvokeModel"].parse_response(request, {}, json.dumps(body).encode())  # type: ignore[attr-defined]
+    assert facts.usage.reasoning_output_tokens == 12
+    assert facts.usage.output_tokens == 30
