@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._logging import log_internal_error
+from ..converse import converse_usage
 from ..facts import ResponseFacts
 from ..families import family_for
 from ..families._fields import as_dict, string
+from ..metering import INVOCATION_METRICS, invocation_metrics_usage
 from ..model_id import parse_model_id
-from ..operations import OPERATIONS, converse_usage, parse_json_object
-from ..streams import INVOCATION_METRICS, invocation_metrics_usage
+from ..operations import OPERATIONS, parse_json_object
 from ..usage import Usage
 from . import request as ops
 from .eventstream import EventStreamDecoder, Frame
