@@ -24,7 +24,7 @@ NOT_FOR_THE_DEFAULTS = (
     "otel_bedrock_tokens.cli",
     "otel_bedrock_tokens.demo",
     "otel_bedrock_tokens.pricing",
-    "otel_bedrock_tokens.billing",
+    "otel_bedrock_tokens.cost",
 )
 #: Other modules the defaults do not need (only a misspelt setting's hint uses difflib; the
 #: semantic-convention names are our own strings).
@@ -52,11 +52,21 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_BEDROCK_TOKENS_")}
 
 
-DEFAULT_INSTRUMENT = """
+#: The defaults: without the ``cost`` extra (genai-prices, installed in the test environment, hidden
+#: as if it were not: ``find_spec`` answers ``None`` for a ``None`` in ``sys.modules``).
+WITHOUT_GENAI_PRICES = """
+    import sys
+    sys.modules["genai_prices"] = None
+"""
+
+DEFAULT_INSTRUMENT = (
+    WITHOUT_GENAI_PRICES
+    + """
     import boto3, botocore.client
     import otel_bedrock_tokens
     otel_bedrock_tokens.BedrockTokensInstrumentor().instrument()
 """
+)
 
 
 @pytest.mark.parametrize("module", NOT_FOR_THE_DEFAULTS + FOREIGN_NOT_FOR_THE_DEFAULTS)
@@ -104,7 +114,8 @@ def measured_converse(endpoint_url: str, settings: str = "") -> str:
 
 def test_a_measured_call_with_the_defaults_does_not_import_them(emulator: BedrockEmulator) -> None:
     """The first measured call (not only ``instrument()``) stays off the optional modules."""
-    modules = imported_after(measured_converse(emulator.endpoint_url), _clean_env())
+    script = textwrap.dedent(WITHOUT_GENAI_PRICES) + measured_converse(emulator.endpoint_url)
+    modules = imported_after(script, _clean_env())
     assert not modules & set(NOT_FOR_THE_DEFAULTS + FOREIGN_NOT_FOR_THE_DEFAULTS)
 
 
@@ -192,3 +203,12 @@ def test_our_provider_name_is_the_conventions_value() -> None:
     from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
     assert GenAiProviderNameValues.AWS_BEDROCK.value == _semconv.GEN_AI_PROVIDER_NAME_AWS_BEDROCK
+
+
+def test_with_genai_prices_installed_instrument_does_not_import_it(emulator: BedrockEmulator) -> None:
+    """With the ``cost`` extra, cost is on: its modules load at ``instrument()``, but genai-prices
+    itself (pydantic, 150-250 ms) only with the first priced call."""
+    pytest.importorskip("genai_prices")
+    modules = imported_after(DEFAULT_INSTRUMENT.replace(WITHOUT_GENAI_PRICES, ""), _clean_env())
+    assert "otel_bedrock_tokens.cost" in modules
+    assert "genai_prices" not in modules

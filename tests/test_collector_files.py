@@ -289,6 +289,10 @@ def known_labels() -> set[str]:
         names.PREDICTION_STATUS,
         names.PREDICTION_DIRECTION,
         names.PREDICTION_KIND,
+        names.SERVICE_TIER,
+        names.PERFORMANCE_CONFIG_LATENCY,
+        names.CACHE_TTL,
+        names.COST_COMPONENT,
     ]
     return labels | {label_name(attribute) for attribute in attributes}
 

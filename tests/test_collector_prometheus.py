@@ -19,6 +19,7 @@ edges of its range; the test puts the edges on samples, where the extrapolation 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import math
 import os
@@ -374,7 +375,10 @@ def major(stack: Stack) -> int:
 
 def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     empty = []
+    priced = importlib.util.find_spec("genai_prices") is not None  # cost is on with genai-prices
     for panel, target in prometheus_targets(dashboard()["panels"]):
+        if not priced and "_USD_" in target["expr"]:
+            continue  # Python 3.10: genai-prices needs 3.11+, no price file here: no cost series
         result = stack.evaluate(target["expr"])
         values = [float(item["value"][1]) for item in result]
         if not any(math.isfinite(value) for value in values):

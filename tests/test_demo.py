@@ -3,6 +3,7 @@ emulator's ledger to the token; with OTLP configured, the same telemetry leaves 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -92,6 +93,30 @@ def test_compare_names_every_difference() -> None:
         )
         == []
     )
+
+
+def test_compare_names_a_cost_difference() -> None:
+    row = demo.Row("m", calls=1, input_tokens=10, output_tokens=5, cost_usd=0.25, priced=True)
+    billed = ModelTotals(calls=1, input_tokens=10, output_tokens=5)
+    assert demo.compare({"m": row}, {"m": billed}, {"m": 0.25}) == []
+    assert demo.compare({"m": row}, {"m": billed}, {"m": 0.5}) == [
+        "m: cost: telemetry 0.250000000 USD != billed 0.500000000 USD"
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("genai_prices") is None, reason="genai-prices not installed")
+def test_the_cost_column_equals_the_ledger_priced_alike(no_otlp: None) -> None:
+    out = io.StringIO()
+    result = demo.run(len(demo.STEPS), stdout=out, stderr=io.StringIO(), show_progress=False, color=False)
+    assert result.ok, result.problems
+    assert result.ledger_costs is not None
+    priced = {model: row.cost_usd for model, row in result.rows.items() if row.priced}
+    assert priced.keys() == {model for model, usd in result.ledger_costs.items() if usd > 0}
+    for model, usd in priced.items():
+        assert usd == pytest.approx(result.ledger_costs[model], rel=1e-9)
+    total = sum(priced.values())
+    assert total > 0
+    assert f"{total:.6f}" in out.getvalue().split("TOTAL", 1)[1]
 
 
 def test_the_check_says_when_points_passed_the_cardinality_limit() -> None:

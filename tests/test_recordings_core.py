@@ -114,7 +114,10 @@ def _body_usage(body: dict[str, Any]) -> tuple[int | None, int | None, int | Non
 
 
 def _finish_reasons(body: dict[str, Any]) -> tuple[str, ...] | None:
-    """The provider's raw stop reasons, wherever this body shape keeps them."""
+    """The provider's raw stop reasons, wherever this body shape keeps them; a guardrail's
+    intervention (``amazon-bedrock-guardrailAction: INTERVENED``) is the finish reason instead."""
+    if body.get("amazon-bedrock-guardrailAction") == "INTERVENED":
+        return ("guardrail_intervened",)
     for key in ("stop_reason", "stopReason", "finish_reason"):
         if isinstance(body.get(key), str):
             return (body[key],)

@@ -67,7 +67,7 @@ garbage_object = st.one_of(
 
 def _context(keyword: str) -> dict[str, str]:
     """The other settings a value of ``keyword`` needs to be judged on its own."""
-    return {"count_tokens": "before"} if keyword == "max_input_tokens" else {}
+    return {"count_tokens": "before"} if keyword in ("max_input_tokens", "max_request_cost_usd") else {}
 
 
 def _assert_named(error: SettingError, name: str) -> None:

@@ -34,6 +34,7 @@ def recorded_truth(interaction: Interaction) -> dict[str, Any]:
     buffer = EventStreamBuffer()
     buffer.add_data(interaction.body)
     truth: dict[str, Any] = {"input": None, "output": None, "finish": None}
+    intervened = False
     for message in buffer:
         payload = json.loads(message.payload)
         if interaction.operation == "ConverseStream":
@@ -68,6 +69,10 @@ def recorded_truth(interaction: Interaction) -> dict[str, Any]:
         )
         if reason:
             truth["finish"] = (reason,)
+        if chunk.get("amazon-bedrock-guardrailAction") == "INTERVENED":
+            intervened = True
+    if intervened:  # a guardrail's intervention is the finish reason, whatever the model said
+        truth["finish"] = ("guardrail_intervened",)
     return truth
 
 

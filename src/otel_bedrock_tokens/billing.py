@@ -26,8 +26,7 @@ same reason (and to keep attribute cardinality bounded).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .usage import token_count
 
@@ -48,8 +47,7 @@ LATENCY_HEADER = "x-amzn-bedrock-performanceconfig-latency"
 _MAX_MODEL_ID = 2048
 
 
-@dataclass(frozen=True, slots=True)
-class BillingTerms:
+class BillingTerms(NamedTuple):
     """How one call was billed; ``None`` means the response did not say."""
 
     #: Tier that served the call: ``priority``, ``default``, ``flex`` or ``reserved``.

@@ -25,8 +25,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
+from .billing import BillingTerms
+from .cost import price_book_for
 from .emulator import BedrockEmulator, Fault, ModelTotals
-from .names import PREDICTED_INPUT_TOKENS
+from .emulator.ledger import LedgerEntry
+from .names import COST, PREDICTED_INPUT_TOKENS
+from .usage import Usage
 
 #: The attribute of the SDK's point for attribute sets past its cardinality limit.
 OVERFLOW = "otel.metric.overflow"
@@ -255,6 +259,9 @@ class Row:
     predicted_input: int = 0
     predicted_actual: int = 0
     durations: list[float] = field(default_factory=list)
+    #: USD from ``bedrock_tokens.client.cost``; ``priced``: the model had cost points at all.
+    cost_usd: float = 0.0
+    priced: bool = False
 
     def percentile(self, fraction: float) -> float | None:
         if not self.durations:
@@ -341,6 +348,9 @@ class Telemetry:
                                 target.cache_read_tokens += int(point.sum)
                             elif kind == "write":
                                 target.cache_write_tokens += int(point.sum)
+                        elif metric.name == COST:
+                            target.cost_usd += float(point.value)
+                            target.priced = True
                         elif metric.name == "gen_ai.client.operation.duration":
                             if "error.type" in attributes:
                                 target.errors += point.count
@@ -383,9 +393,43 @@ def otlp_endpoint() -> str | None:
 # --- the check ------------------------------------------------------------------------------------
 
 
-def compare(rows: dict[str, Row], ledger: dict[str, ModelTotals]) -> list[str]:
-    """Every difference between the telemetry and the ledger, as readable lines (empty: they agree)."""
+def ledger_costs(entries: list[LedgerEntry]) -> dict[str, float] | None:
+    """What the emulator billed, priced the way the instrumentation prices calls (the same price
+    book: genai-prices and ``OTEL_BEDROCK_TOKENS_PRICES``), per model id; ``None`` when cost is off.
+    Computed from the ledger's own counts and terms, never from telemetry."""
+    book = price_book_for(None)
+    if book is None:
+        return None
+    costs: dict[str, float] = {}
+    for entry in entries:
+        if not entry.billed or entry.operation == "CountTokens":
+            continue
+        hour = entry.cache_write_1h_tokens
+        terms = BillingTerms(
+            service_tier=entry.service_tier,
+            cache_write_5m=entry.cache_write_tokens - hour,
+            cache_write_1h=hour,
+        )
+        usage = Usage(
+            entry.input_tokens, entry.output_tokens, entry.cache_read_tokens, entry.cache_write_tokens
+        )
+        cost = book.cost(entry.model_id, usage, terms)
+        if cost is not None:
+            costs[entry.model_id] = costs.get(entry.model_id, 0.0) + cost.total_usd
+    return costs
+
+
+def compare(
+    rows: dict[str, Row], ledger: dict[str, ModelTotals], costs: dict[str, float] | None = None
+) -> list[str]:
+    """Every difference between the telemetry and the ledger, as readable lines (empty: they agree).
+    ``costs``: the ledger priced (:func:`ledger_costs`), compared with the cost counter's sums."""
     problems: list[str] = []
+    for model in sorted(set(costs or {}) | {m for m, row in rows.items() if row.priced}):
+        seen = rows[model].cost_usd if model in rows else 0.0
+        truth = (costs or {}).get(model, 0.0)
+        if abs(seen - truth) > 1e-9 * max(1.0, abs(truth)):
+            problems.append(f"{model}: cost: telemetry {seen:.9f} USD != billed {truth:.9f} USD")
     for model in sorted(set(rows) | set(ledger)):
         row = rows.get(model, Row(model))
         billed = ledger.get(model, ModelTotals())
@@ -459,6 +503,7 @@ def table(rows: dict[str, Row]) -> list[str]:
         "actual-pred",
         "p50 ms",
         "p95 ms",
+        "cost USD",
     )
     lines: list[tuple[str, ...]] = []
     total = Row("TOTAL")
@@ -478,8 +523,11 @@ def table(rows: dict[str, Row]) -> list[str]:
                 error,
                 _ms(row.percentile(0.50)),
                 _ms(row.percentile(0.95)),
+                f"{row.cost_usd:.6f}" if row.priced else "—",
             )
         )
+        total.cost_usd += row.cost_usd
+        total.priced = total.priced or row.priced
         for name in (
             "calls",
             "errors",
@@ -503,6 +551,7 @@ def table(rows: dict[str, Row]) -> list[str]:
             "",
             _ms(total.percentile(0.50)),
             _ms(total.percentile(0.95)),
+            f"{total.cost_usd:.6f}" if total.priced else "—",
         )
     )
     widths = [max(len(header[i]), *(len(line[i]) for line in lines)) for i in range(len(header))]
@@ -557,6 +606,8 @@ class DemoResult:
     seconds: float
     endpoint_url: str
     otlp_endpoint: str | None
+    #: The ledger priced like the calls (``None``: cost is off, genai-prices not installed).
+    ledger_costs: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -576,6 +627,7 @@ class DemoResult:
                 for model, row in self.rows.items()
             },
             "ledger": {model: totals.to_dict() for model, totals in self.ledger.items()},
+            "ledger_cost_usd": self.ledger_costs,
         }
 
 
@@ -639,17 +691,19 @@ def run(
             instrumentor.uninstrument()
         endpoint_url = emulator.endpoint_url
         ledger = emulator.ledger.totals()
+        costs = ledger_costs(emulator.ledger.entries())
     rows = telemetry.rows()
     telemetry.shutdown()
     result = DemoResult(
         rows=rows,
         ledger=ledger,
-        problems=compare(rows, ledger) + overflow_problems(telemetry),
+        problems=compare(rows, ledger, costs) + overflow_problems(telemetry),
         calls=len(steps),
         failures=failures,
         seconds=time.perf_counter() - started,
         endpoint_url=endpoint_url,
         otlp_endpoint=telemetry.otlp_endpoint,
+        ledger_costs=costs,
     )
     if as_json:
         out.write(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -673,6 +727,11 @@ def report(result: DemoResult, out: TextIO, colors: Colors) -> None:
         out.write(
             colors.good("✓ telemetry matches the emulator's ledger")
             + f" ({billed} billed calls, every token accounted for"
+            + (
+                f", {sum(result.ledger_costs.values()):.6f} USD priced alike"
+                if result.ledger_costs is not None
+                else ""
+            )
             + (f"; {counted} CountTokens calls" if counted else "")
             + ").\n"
         )

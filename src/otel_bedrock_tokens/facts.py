@@ -3,9 +3,14 @@ parses bodies. Everything here is what one call *said*; nothing is derived twice
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._record import Record
 from .model_id import ModelRef
 from .usage import Usage
+
+if TYPE_CHECKING:
+    from .billing import BillingTerms
 
 # Plain slotted classes (see ``_record``), not dataclasses: defining a dataclass costs every cold start.
 
@@ -48,6 +53,7 @@ class RequestFacts(Record):
         "server_address",
         "server_port",
         "family",
+        "guardrail_id",
     )
 
     def __init__(
@@ -60,6 +66,7 @@ class RequestFacts(Record):
         server_address: str | None,
         server_port: int | None,
         family: str | None = None,
+        guardrail_id: str | None = None,
     ) -> None:
         self.api_operation = api_operation
         self.operation_name = operation_name
@@ -69,6 +76,8 @@ class RequestFacts(Record):
         self.server_address = server_address
         self.server_port = server_port
         self.family = family
+        #: The guardrail the request names (``aws.bedrock.guardrail.id``), when it names one.
+        self.guardrail_id = guardrail_id
 
 
 class ResponseFacts(Record):
@@ -88,6 +97,7 @@ class ResponseFacts(Record):
         "retry_attempts",
         "predicted_input_tokens",
         "read_error",
+        "billing",
     )
 
     def __init__(
@@ -100,6 +110,7 @@ class ResponseFacts(Record):
         retry_attempts: int | None = None,
         predicted_input_tokens: int | None = None,
         read_error: BaseException | None = None,
+        billing: BillingTerms | None = None,
     ) -> None:
         self.usage: Usage = Usage() if usage is None else usage
         self.finish_reasons = finish_reasons
@@ -109,3 +120,6 @@ class ResponseFacts(Record):
         self.retry_attempts = retry_attempts
         self.predicted_input_tokens = predicted_input_tokens
         self.read_error = read_error
+        #: How the call was billed (service tier, latency mode, cache writes by TTL, prompt router),
+        #: ``None`` when the response said none of it.
+        self.billing = billing

@@ -39,6 +39,7 @@ from .telemetry import Telemetry
 
 if TYPE_CHECKING:
     from .prediction import Predictor
+    from .pricing import PriceBook
     from .settings import PredictionSettings
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,17 @@ def _predictor(settings: PredictionSettings) -> Predictor:
     return Predictor(settings)
 
 
+def _price_book(config: Settings) -> PriceBook | None:
+    """The price book of this ``instrument()``, or ``None`` (cost off) when nothing can price a call:
+    neither genai-prices installed (looked up, not imported) nor a user price file. Only a price
+    book imports :mod:`.cost` and :mod:`.pricing`."""
+    if config.prices is None and not _installed("genai_prices"):
+        return None
+    from .cost import price_book_for
+
+    return price_book_for(config.prices)
+
+
 class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans and metrics with the exact tokens Bedrock bills, for every ``bedrock-runtime`` call.
 
@@ -251,8 +263,12 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # Explicit instrument(): a bad setting raises. Zero-code: logged, that setting's default.
         config = Settings.load(kwargs, lenient=_loaded_by_auto_instrumentation())
         predictor = _predictor(config.prediction) if config.prediction.mode != "off" else None
+        # Cost is on when genai-prices is installed (not imported here) or the user priced models.
+        price_book = _price_book(config)
+        if predictor is not None:
+            predictor.price_book = price_book
         lifecycle = Lifecycle(
-            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
+            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
             OPERATIONS,
             request_hook=config.request_hook,
             response_hook=config.response_hook,

@@ -6,6 +6,8 @@ completeness), all under the ``bedrock_tokens.`` prefix so they can never collid
 convention. Dashboards and the README refer to these names: change them only with both.
 """
 
+import os
+from collections.abc import Mapping
 from typing import Final
 
 # --- span attributes -------------------------------------------------------------------------
@@ -80,6 +82,30 @@ COST_SOURCE_USER: Final = "user"
 COST_SOURCE_UNPRICED: Final = "unpriced"
 #: ``input`` / ``output`` / ``cache_read`` / ``cache_write`` on :data:`COST`.
 COST_COMPONENT: Final = "bedrock_tokens.cost.component"
+#: Its values, in the order a cost is split.
+COST_COMPONENTS: Final = ("input", "output", "cache_read", "cache_write")
 #: Counter of money spent, unit ``USD``, with :data:`COST_COMPONENT` and :data:`SERVICE_TIER`; its sum
 #: over a period equals the sum of the spans' :data:`COST_USD`.
 COST: Final = "bedrock_tokens.client.cost"
+#: Counter, unit ``USD``: what the cache reads of a call would have cost as uncached input minus what
+#: they cost (the dashboard's "cache savings"), with the call attributes and :data:`SERVICE_TIER`.
+CACHE_SAVINGS: Final = "bedrock_tokens.client.cost.cache_savings"
+
+#: Reasoning/thinking output tokens (part of the output tokens), where a response reports them.
+USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"  # as semconv 1.37+
+
+# --- semantic-convention stability opt-in ---------------------------------------------------------
+#: The conventions' own switch: a comma-separated list; ``gen_ai_latest_experimental`` selects the
+#: newest experimental GenAI names where they differ from the released ones we emit by default.
+SEMCONV_OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST_EXPERIMENTAL: Final = "gen_ai_latest_experimental"
+#: The newest experimental name of prompt-cache writes
+#: (released: ``gen_ai.usage.cache_creation.input_tokens``).
+LATEST_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+
+
+def latest_experimental(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` lists ``gen_ai_latest_experimental``. Read once per
+    ``instrument()`` (by ``Telemetry``), never per call."""
+    raw = (os.environ if environ is None else environ).get(SEMCONV_OPT_IN_ENV, "")
+    return LATEST_EXPERIMENTAL in (item.strip().lower() for item in raw.split(","))

@@ -16,6 +16,14 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
+from .billing import (
+    GUARDRAIL_STOP_REASON,
+    BillingTerms,
+    guardrail_id_from_request,
+    terms_from_anthropic_body,
+    terms_from_converse,
+    terms_from_headers,
+)
 from .bodies import ReadResult, read_and_replay
 from .converse import converse_params, converse_response
 from .converse import converse_usage as converse_usage  # re-exported: its old home
@@ -84,6 +92,7 @@ class Operation:
             server_address=server[0],
             server_port=server[1],
             family=family.name if family is not None else None,
+            guardrail_id=guardrail_id_from_request(params),
         )
 
     def describe(self, params: Mapping[str, Any], family: Family) -> tuple[str, Family | None, RequestParams]:
@@ -143,7 +152,26 @@ class InvokeModel(_InvokeModelBase):
         billed = usage_from_headers(headers)
         billed.fill_from(facts.usage)
         facts.usage = billed
+        terms = terms_from_headers(headers)
+        if parsed is not None:
+            terms = terms.merged(terms_from_anthropic_body(parsed))
+        apply_terms(facts, terms)
         return facts
+
+
+def apply_terms(facts: ResponseFacts, terms: BillingTerms) -> None:
+    """Keep the billing terms of a response and what they say about the rest of it: a prompt
+    router's choice is the response model; a guardrail's intervention is the call's finish reason
+    (InvokeModel bodies keep the model's own stop reason, Converse already says it)."""
+    if terms.is_empty():
+        return
+    facts.billing = terms.merged(facts.billing)
+    if terms.routed_model is not None:
+        facts.response_model = terms.routed_model
+    if terms.guardrail_intervened and (
+        facts.finish_reasons is None or GUARDRAIL_STOP_REASON not in facts.finish_reasons
+    ):
+        facts.finish_reasons = (GUARDRAIL_STOP_REASON,)
 
 
 class InvokeModelWithResponseStream(_InvokeModelBase):
@@ -164,6 +192,7 @@ class Converse(_ConverseBase):
     ) -> ResponseFacts:
         facts = super().response(request, result)
         converse_response(result, facts)
+        apply_terms(facts, terms_from_converse(result))
         return facts
 
 

@@ -45,6 +45,7 @@ from . import names
 from ._logging import log_internal_error
 from .errors import error_type_of
 from .facts import RequestFacts
+from .pricing import PriceBook
 from .refusal import RefuseRequest
 from .settings import PredictionSettings
 from .telemetry import Attributes, Call
@@ -87,14 +88,37 @@ class TokenBudgetExceeded(Exception):
     """Raised before a request is sent when CountTokens predicts more input tokens than the
     configured ``max_input_tokens`` allows (``count_tokens="before"`` only)."""
 
-    def __init__(self, model_id: str, predicted: int, limit: int) -> None:
-        super().__init__(
-            f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
-            "(otel-bedrock-tokens max_input_tokens); nothing was sent"
-        )
+    def __init__(
+        self,
+        model_id: str,
+        predicted: int,
+        limit: int | None,
+        *,
+        cost_usd: float | None = None,
+        limit_usd: float | None = None,
+        max_output_tokens: int | None = None,
+    ) -> None:
+        if limit_usd is not None and cost_usd is not None:
+            output = f" + {max_output_tokens} max output tokens" if max_output_tokens else ""
+            message = (
+                f"request to {model_id} would cost up to {cost_usd:.6f} USD ({predicted} input tokens "
+                f"predicted{output}), over the budget of {limit_usd:g} USD "
+                "(otel-bedrock-tokens max_request_cost_usd); nothing was sent"
+            )
+        else:
+            message = (
+                f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
+                "(otel-bedrock-tokens max_input_tokens); nothing was sent"
+            )
+        super().__init__(message)
         self.model_id = model_id
         self.predicted = predicted
+        #: The token budget (``None`` when the money budget refused).
         self.limit = limit
+        #: Money budget refusals: the predicted cost (input + ``max_tokens`` output) and the limit.
+        self.cost_usd = cost_usd
+        self.limit_usd = limit_usd
+        self.max_output_tokens = max_output_tokens
 
 
 def count_model_id(request: RequestFacts, model_map: Mapping[str, str]) -> str | None:
@@ -356,6 +380,8 @@ class Predictor:
 
     def __init__(self, settings: PredictionSettings) -> None:
         self.settings = settings
+        #: Prices for ``max_request_cost_usd`` (set by ``instrument()``; ``None``: cost is off).
+        self.price_book: PriceBook | None = None
         self._max_pending = settings.workers * _QUEUE_PER_WORKER
         self._cache: OrderedDict[CacheKey, int] = OrderedDict()
         self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
@@ -520,7 +546,11 @@ class Predictor:
     def _guard(self, request: RequestFacts, prediction: Prediction) -> None:
         budget = self.settings.budget
         predicted = prediction.predicted
-        if not budget or predicted is None:
+        if predicted is None:
+            return
+        if self.settings.max_request_cost_usd is not None:
+            self._guard_cost(request, predicted, self.settings.max_request_cost_usd)
+        if not budget:
             return
         limit = budget.get(request.model_id)
         if limit is None and request.model.base_model is not None:
@@ -537,6 +567,44 @@ class Predictor:
             except Exception as error:  # the user's callback refused in its own words
                 raise RefuseRequest(error) from None
         raise RefuseRequest(TokenBudgetExceeded(request.model_id, predicted, limit))
+
+    def _guard_cost(self, request: RequestFacts, predicted: int, limit_usd: float) -> None:
+        """``max_request_cost_usd``: predicted input at the input price plus ``max_tokens`` at the
+        output price (the most the answer can cost), at the default tier (the served tier is known
+        only from the response). A model with no price cannot be judged: it passes."""
+        book = self.price_book
+        if book is None:
+            return
+        try:
+            prices = book.prices_for(request.model_id)
+            if prices is None:
+                return
+            max_output = request.params.max_tokens or 0
+            cost = predicted * prices.input.at(predicted)
+            if max_output and prices.output is not None:
+                cost += max_output * prices.output.at(predicted)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not price a request for its budget")
+            return
+        if cost <= limit_usd:
+            return
+        decide = self.settings.on_budget_exceeded
+        if decide is not None:
+            try:
+                if decide(request.model_id, cost, limit_usd):
+                    return
+            except Exception as error:  # the user's callback refused in its own words
+                raise RefuseRequest(error) from None
+        raise RefuseRequest(
+            TokenBudgetExceeded(
+                request.model_id,
+                predicted,
+                None,
+                cost_usd=cost,
+                limit_usd=limit_usd,
+                max_output_tokens=max_output or None,
+            )
+        )
 
     def _cached(self, key: CacheKey) -> int | None:
         with self._lock:

@@ -50,6 +50,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import names
 from .billing import SERVICE_TIERS, BillingTerms
 from .model_id import parse_model_id
 from .usage import Usage
@@ -64,7 +65,7 @@ DEFAULT_TIER = "default"
 SOURCE_USER = "user"
 SOURCE_UNPRICED = "unpriced"
 #: Cost components, the values of ``bedrock_tokens.cost.component``.
-COMPONENTS = ("input", "output", "cache_read", "cache_write")
+COMPONENTS = names.COST_COMPONENTS
 #: genai-prices' price keys this library uses, USD per million tokens. ``cache_write_mtok`` is the
 #: five-minute write price (genai-prices' ``cache_write_5m_mtok`` is accepted as its alias).
 PRICE_KEYS = (
@@ -236,6 +237,8 @@ def load_price_file(path: str | os.PathLike[str]) -> UserPrices:
         raise PriceFileError(f"{name}: cannot read the price file: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise PriceFileError(f"{name}: the price file is not UTF-8 text") from None
+    except ValueError as error:  # a path no file can have (an embedded NUL)
+        raise PriceFileError(f"{name!r}: not a usable path: {error}") from None
     try:
         document = json.loads(text, parse_constant=lambda constant: float("nan"))
     except ValueError as error:

@@ -21,7 +21,10 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .pricing import UserPrices
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,10 @@ DOCS: dict[str, str] = {
     "count_tokens_max_body_bytes": "requests larger than this are not predicted (skip_reason "
     "too_large), 0 for no limit (default 1000000).",
     "max_input_tokens": "budget guard (needs count_tokens=before): a number, or model=number,...,*=number.",
+    "max_request_cost_usd": "money budget guard (needs count_tokens=before): refuse a request whose "
+    "predicted input cost plus its max_tokens output at the output price is over this many USD.",
+    "prices": "path of a JSON price file (genai-prices' keys, per model id and service tier) that "
+    "overrides or adds prices for bedrock_tokens.cost.usd; a bad file is an error at instrument().",
 }
 
 
@@ -204,6 +211,37 @@ def _budget(source: _Source) -> dict[str, int]:
     return budget
 
 
+def _user_prices(source: _Source) -> UserPrices | None:
+    """``prices``: a price file's path (or, as a keyword, the decoded document itself), validated
+    now so a bad file fails at ``instrument()``, never on a call."""
+    found = source.get("prices")
+    if found is None:
+        return None
+    value, where = found
+    from .pricing import PriceFileError, load_price_file, parse_price_document  # only with a price file
+
+    try:
+        if isinstance(value, Mapping):
+            return parse_price_document(dict(value), where)
+        if isinstance(value, (str, os.PathLike)):
+            return load_price_file(value)
+    except PriceFileError as error:
+        reason = str(error).encode("unicode_escape").decode("ascii")  # one line, whatever the path
+    else:
+        reason = "neither a path nor a mapping"
+    raise SettingError(
+        f"{where} must be the path of a JSON price file (model id -> service tier -> genai-prices' "
+        f"price keys) or such a mapping: {reason}; got {value!r}",
+        "prices",
+    )
+
+
+def _cost_budget(source: _Source) -> float | None:
+    if source.get("max_request_cost_usd") is None:
+        return None
+    return _number(source, "max_request_cost_usd", 0.0, 0.0, 1e12)
+
+
 def _callback(source: _Source, keyword: str) -> Callable[..., Any] | None:
     given = source.keyword(keyword)
     if given is None:
@@ -262,6 +300,8 @@ class PredictionSettings(NamedTuple):
     model_map: Mapping[str, str] = _EMPTY
     max_body_bytes: int = 1_000_000
     budget: Mapping[str, int] = _EMPTY
+    #: Money budget per request in USD (``max_request_cost_usd``), ``None``: no limit.
+    max_request_cost_usd: float | None = None
     on_budget_exceeded: Callable[..., Any] | None = None
 
 
@@ -270,6 +310,8 @@ class Settings(NamedTuple):
     response_hook: Callable[..., Any] | None = None
     chunk_timing: str = "stream"
     prediction: PredictionSettings = PredictionSettings()
+    #: The user's prices (``prices`` / ``OTEL_BEDROCK_TOKENS_PRICES``), validated; ``None``: none.
+    prices: UserPrices | None = None
 
     @classmethod
     def load(
@@ -304,6 +346,7 @@ class Settings(NamedTuple):
             model_map=_mapping(source, "count_tokens_model_map"),
             max_body_bytes=_integer(source, "count_tokens_max_body_bytes", 1_000_000, 0, 1 << 40),
             budget=_budget(source),
+            max_request_cost_usd=_cost_budget(source),
             on_budget_exceeded=_callback(source, "on_budget_exceeded"),
         )
         if prediction.budget and prediction.mode != "before":
@@ -313,9 +356,17 @@ class Settings(NamedTuple):
                 f"({env_name('count_tokens')}=before); it is {prediction.mode!r}",
                 "max_input_tokens",
             )
+        if prediction.max_request_cost_usd is not None and prediction.mode != "before":
+            where = source.get("max_request_cost_usd")[1]  # type: ignore[index]
+            raise SettingError(
+                f"{where} needs the prediction before the call: set count_tokens='before' "
+                f"({env_name('count_tokens')}=before); it is {prediction.mode!r}",
+                "max_request_cost_usd",
+            )
         return cls(
             request_hook=_callback(source, "request_hook"),
             response_hook=_callback(source, "response_hook"),
             chunk_timing=_choice(source, "chunk_timing", CHUNK_TIMINGS, "stream"),
             prediction=prediction,
+            prices=_user_prices(source),
         )

@@ -40,12 +40,13 @@ import wrapt
 
 from . import abandoned, names
 from ._logging import log_internal_error
+from .billing import terms_from_anthropic_body, terms_from_converse, terms_from_headers
 from .converse import STREAM_SKIP_KEY, converse_stream_event
 from .errors import error_type_of
 from .facts import ResponseFacts
 from .families import Family, family_for
 from .metering import INVOCATION_METRICS, invocation_metrics_usage, response_metadata
-from .operations import Operation, parse_json_object
+from .operations import Operation, apply_terms, parse_json_object
 from .telemetry import Attributes, Call
 from .usage import Usage
 
@@ -178,6 +179,7 @@ class StreamState:
             if not complete:
                 extra[names.STREAM_INCOMPLETE] = True
             call = self.call
+            call.use_terms(facts.billing)  # the served tier on the chunk timings too
             if self.first_event_at is not None:
                 call.record_first_chunk(self.first_event_at - call.started)
                 if self.chunk_timing == CHUNK_TIMING_STREAM and self.events > 1 and complete:
@@ -192,10 +194,13 @@ class StreamState:
 
 def _observe_converse_event(state: StreamState, event: Any) -> bool:
     """ConverseStream: ``messageStop`` has the stop reason, ``metadata`` the usage (last event)."""
-    billed = converse_stream_event(event, state.facts)
+    facts = state.facts
+    billed = converse_stream_event(event, facts)
     if billed is None:
         return False
     state.billed = billed
+    reason = facts.finish_reasons[0] if facts.finish_reasons else None
+    apply_terms(facts, terms_from_converse(event["metadata"], reason))  # usage comes with metadata
     return True
 
 
@@ -231,6 +236,7 @@ def _invoke_observer(family: Family) -> Observer:
         if body is None:
             return False
         read_chunk(body, state.facts)
+        apply_terms(state.facts, terms_from_anthropic_body(body))
         billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
         if billed is not None and not billed.is_empty():
             state.billed = billed
@@ -309,7 +315,8 @@ def install_proxy(
     key = operation.stream_key
     stream = result.get(key) if isinstance(result, dict) and key is not None else None
     facts = ResponseFacts()
-    response_metadata(result if isinstance(result, dict) else {}, facts)
+    headers = response_metadata(result if isinstance(result, dict) else {}, facts)
+    apply_terms(facts, terms_from_headers(headers))
     if stream is None:
         lifecycle.end(call, facts, None, {names.STREAM_INCOMPLETE: True})
         return result

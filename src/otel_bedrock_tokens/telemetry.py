@@ -9,11 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context, trace
 from opentelemetry.context import Context
-from opentelemetry.metrics import Counter, Histogram, MeterProvider, get_meter
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, get_meter
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider, get_tracer
 from opentelemetry.util.types import AttributeValue
 
@@ -23,6 +23,11 @@ from . import names
 from ._semconv import AWS_REQUEST_ID, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT
 from .facts import RequestFacts, ResponseFacts
 from .version import __version__
+
+if TYPE_CHECKING:  # cost and pricing are imported only when something can price a call
+    from .billing import BillingTerms
+    from .cost import CostMeter
+    from .pricing import Cost, PriceBook, UnitPrices
 
 PROVIDER = GenAI.GEN_AI_PROVIDER_NAME_AWS_BEDROCK  # "aws.bedrock"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
@@ -47,6 +52,14 @@ class PredictionLike(Protocol):
     def settle(self, call: Call, actual_input: int | None) -> Attributes: ...
 
 
+def _cost_meter(price_book: PriceBook, meter: Meter) -> CostMeter:
+    """The cost counters of one ``instrument()``: :mod:`.cost` (and :mod:`.pricing`) are imported
+    here, only when something can price a call, never on a cold start without prices."""
+    from .cost import CostMeter
+
+    return CostMeter(price_book, meter)
+
+
 class Telemetry:
     """The tracer and instruments of one ``instrument()``."""
 
@@ -54,6 +67,7 @@ class Telemetry:
         self,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        price_book: PriceBook | None = None,
     ) -> None:
         self.tracer = get_tracer(__name__, __version__, tracer_provider, schema_url=SCHEMA_URL)
         meter = get_meter(__name__, __version__, meter_provider, schema_url=SCHEMA_URL)
@@ -106,6 +120,50 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self._common: dict[tuple[str, str, str | None, int | None], CommonAttributes] = {}
+        #: The cost counters and price book; ``None`` when nothing can price a call (see ``cost``).
+        self.cost: CostMeter | None = _cost_meter(price_book, meter) if price_book is not None else None
+        # Released semantic-convention names unless the user opted in to the newest (read once).
+        latest = names.latest_experimental()
+        self.cache_read_name = GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+        released_write = GenAI.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        self.cache_write_name = names.LATEST_CACHE_WRITE_INPUT_TOKENS if latest else released_write
+
+    def response_attributes(self, response: ResponseFacts) -> Attributes:
+        attributes: Attributes = {}
+        usage = response.usage
+        if usage.total_input is not None:
+            attributes[GenAI.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input
+        if usage.output_tokens is not None:
+            attributes[GenAI.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if usage.cache_read_tokens is not None:
+            attributes[self.cache_read_name] = usage.cache_read_tokens
+        if usage.cache_write_tokens is not None:
+            attributes[self.cache_write_name] = usage.cache_write_tokens
+        if usage.reasoning_output_tokens is not None:
+            attributes[names.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+        if response.finish_reasons is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
+        if response.response_id is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_ID] = response.response_id
+        if response.response_model is not None:
+            attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if response.request_id is not None:
+            attributes[AWS_REQUEST_ID] = response.request_id
+        if response.predicted_input_tokens is not None:
+            attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
+        if response.retry_attempts:
+            attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
+        terms = response.billing
+        if terms is not None:
+            if terms.service_tier is not None:
+                attributes[names.SERVICE_TIER] = terms.service_tier
+            if terms.latency_mode is not None:
+                attributes[names.PERFORMANCE_CONFIG_LATENCY] = terms.latency_mode
+            if terms.cache_write_5m is not None:
+                attributes[names.USAGE_CACHE_CREATION_5M] = terms.cache_write_5m
+            if terms.cache_write_1h is not None:
+                attributes[names.USAGE_CACHE_CREATION_1H] = terms.cache_write_1h
+        return attributes
 
     def start(self, request: RequestFacts) -> Call:
         """Start the span (with the attributes samplers need) and the clock."""
@@ -122,6 +180,8 @@ class Telemetry:
             span_attributes[GenAI.GEN_AI_REQUEST_TOP_K] = params.top_k
         if params.stop_sequences is not None:
             span_attributes[GenAI.GEN_AI_REQUEST_STOP_SEQUENCES] = params.stop_sequences
+        if request.guardrail_id is not None:
+            span_attributes[names.GUARDRAIL_ID] = request.guardrail_id
         span = self.tracer.start_span(common.span_name, kind=SpanKind.CLIENT, attributes=span_attributes)
         return Call(self, span, common, request)
 
@@ -144,31 +204,85 @@ class CommonAttributes:
     """Span-start and metric attribute dicts for one (operation, model, server). Shared by many
     calls, so never mutated after construction (the SDK copies what it keeps)."""
 
-    __slots__ = ("cache_read", "cache_write", "input", "metric", "output", "span", "span_name")
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "cache_write_1h",
+        "cache_write_5m",
+        "cost",
+        "input",
+        "metric",
+        "output",
+        "span",
+        "span_name",
+        "variants",
+    )
 
-    def __init__(self, request: RequestFacts) -> None:
-        span: Attributes = {
-            GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
-            GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
-            GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
+    span: Attributes
+    span_name: str
+    metric: Attributes
+
+    def __init__(
+        self,
+        request: RequestFacts | None,
+        base: CommonAttributes | None = None,
+        terms: Attributes | None = None,
+    ) -> None:
+        if base is not None:  # a variant: the same call attributes plus the billing terms served
+            self.span = base.span
+            self.span_name = base.span_name
+            self.metric = {**base.metric, **(terms or {})}
+        else:
+            assert request is not None
+            span: Attributes = {
+                GenAI.GEN_AI_OPERATION_NAME: request.operation_name,
+                GenAI.GEN_AI_PROVIDER_NAME: PROVIDER,
+                GenAI.GEN_AI_REQUEST_MODEL: request.model_id,
+            }
+            if request.server_address is not None:
+                span[SERVER_ADDRESS] = request.server_address
+            if request.server_port is not None:
+                span[SERVER_PORT] = request.server_port
+            self.span = span
+            self.span_name = f"{request.operation_name} {request.model_id}"
+            self.metric = dict(span)
+        metric = self.metric
+        self.input: Attributes = {**metric, GenAI.GEN_AI_TOKEN_TYPE: "input"}
+        self.output: Attributes = {**metric, GenAI.GEN_AI_TOKEN_TYPE: "output"}
+        self.cache_read: Attributes = {**metric, names.CACHE_TYPE: names.CACHE_TYPE_READ}
+        self.cache_write: Attributes = {**metric, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+        self.cache_write_5m: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_5M}
+        self.cache_write_1h: Attributes = {**self.cache_write, names.CACHE_TTL: names.CACHE_TTL_1H}
+        #: Cost counter attributes by component (built here once; a few dicts per model).
+        self.cost: dict[str, Attributes] = {
+            component: {**metric, names.COST_COMPONENT: component} for component in names.COST_COMPONENTS
         }
-        if request.server_address is not None:
-            span[SERVER_ADDRESS] = request.server_address
-        if request.server_port is not None:
-            span[SERVER_PORT] = request.server_port
-        self.span = span
-        self.span_name = f"{request.operation_name} {request.model_id}"
-        self.metric: Attributes = dict(span)
-        self.input: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "input"}
-        self.output: Attributes = {**span, GenAI.GEN_AI_TOKEN_TYPE: "output"}
-        self.cache_read: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_READ}
-        self.cache_write: Attributes = {**span, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+        #: (service tier, latency mode) -> the same dicts with those terms, built once each.
+        self.variants: dict[tuple[str | None, str | None], CommonAttributes] = {}
+
+    def with_terms(self, service_tier: str | None, latency_mode: str | None) -> CommonAttributes:
+        """These attributes plus the tier and latency mode a response reported (both enumerations
+        of a few values, so at most a handful of variants per model)."""
+        if service_tier is None and latency_mode is None:
+            return self
+        key = (service_tier, latency_mode)
+        found = self.variants.get(key)
+        if found is None:
+            terms: Attributes = {}
+            if service_tier is not None:
+                terms[names.SERVICE_TIER] = service_tier
+            if latency_mode is not None:
+                terms[names.PERFORMANCE_CONFIG_LATENCY] = latency_mode
+            # Racing threads may both build one: same content, last one kept.
+            found = self.variants[key] = CommonAttributes(None, self, terms)
+        return found
 
 
 class Call:
     """One measured call. :meth:`end` runs once, whoever calls it first (stream end, close, GC)."""
 
     __slots__ = (
+        "_base",
         "_common",
         "_context",
         "_end_guard",
@@ -191,7 +305,7 @@ class Call:
         self._telemetry = telemetry
         self.request = request
         self.span = span
-        self._common = common
+        self._common = self._base = common
         self._metric_attributes = common.metric
         self._end_guard = threading.Lock()
         self._token: object | None = None
@@ -209,6 +323,15 @@ class Call:
         token, self._token = self._token, None
         if token is not None:
             context.detach(token)  # type: ignore[arg-type]
+
+    def use_terms(self, terms: BillingTerms | None) -> None:
+        """Put the service tier and latency mode the response reported on every metric point of
+        the call still to be recorded (streams call it before their chunk timings, :meth:`end`
+        before everything else)."""
+        if terms is None or (terms.service_tier is None and terms.latency_mode is None):
+            return
+        self._common = self._base.with_terms(terms.service_tier, terms.latency_mode)
+        self._metric_attributes = self._common.metric
 
     def end(
         self,
@@ -239,18 +362,31 @@ class Call:
         """The end itself, after a successful :meth:`claim_end`: span attributes, metric points."""
         elapsed = perf_counter() - self.started
         span = self.span
+        terms = response.billing if response is not None else None
+        if terms is not None:
+            self.use_terms(terms)
         metric_attributes = self._metric_attributes
+        telemetry = self._telemetry
         # One set_attributes call: the SDK takes a lock and validates per call.
-        attributes = self.response_attributes(response) if response is not None else {}
+        attributes = telemetry.response_attributes(response) if response is not None else {}
         if extra:
             attributes.update(extra)
+        cost_meter = telemetry.cost
+        cost: Cost | None = None
+        prices: UnitPrices | None = None
+        if cost_meter is not None and response is not None and not response.usage.is_empty():
+            prices, cost = cost_meter.price(self.request, response.usage, terms)
+            if cost is not None:
+                attributes[names.COST_USD] = cost.total_usd
+                attributes[names.COST_SOURCE] = cost.source
+            else:
+                attributes[names.COST_SOURCE] = names.COST_SOURCE_UNPRICED
         if error_type is not None:
             metric_attributes = {**metric_attributes, ERROR_TYPE: error_type}
             attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR))
         if attributes:
             span.set_attributes(attributes)
-        telemetry = self._telemetry
         call_context = self.context
         telemetry.duration.record(elapsed, metric_attributes, context=call_context)
         if response is not None:
@@ -260,19 +396,41 @@ class Call:
                 common = self._common  # prebuilt dicts for the common, successful case
                 input_attributes, output_attributes = common.input, common.output
                 read_attributes, write_attributes = common.cache_read, common.cache_write
+                write_5m, write_1h = common.cache_write_5m, common.cache_write_1h
             else:
                 input_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "input"}
                 output_attributes = {**metric_attributes, GenAI.GEN_AI_TOKEN_TYPE: "output"}
                 read_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_READ}
                 write_attributes = {**metric_attributes, names.CACHE_TYPE: names.CACHE_TYPE_WRITE}
+                write_5m = {**write_attributes, names.CACHE_TTL: names.CACHE_TTL_5M}
+                write_1h = {**write_attributes, names.CACHE_TTL: names.CACHE_TTL_1H}
             if total_input is not None:
                 telemetry.token_usage.record(total_input, input_attributes, context=call_context)
             if usage.output_tokens is not None:
                 telemetry.token_usage.record(usage.output_tokens, output_attributes, context=call_context)
             if usage.cache_read_tokens:
                 telemetry.cache_usage.record(usage.cache_read_tokens, read_attributes, context=call_context)
-            if usage.cache_write_tokens:
-                telemetry.cache_usage.record(usage.cache_write_tokens, write_attributes, context=call_context)
+            written = usage.cache_write_tokens
+            if written:
+                five = terms.cache_write_5m if terms is not None else None
+                hour = terms.cache_write_1h if terms is not None else None
+                if five is not None and hour is not None and five + hour == written:
+                    # Split by TTL (an hour's write costs more); the points still sum to the writes.
+                    if five:
+                        telemetry.cache_usage.record(five, write_5m, context=call_context)
+                    if hour:
+                        telemetry.cache_usage.record(hour, write_1h, context=call_context)
+                else:
+                    telemetry.cache_usage.record(written, write_attributes, context=call_context)
+            if cost is not None and prices is not None and cost_meter is not None:  # priced
+                if error_type is None:
+                    cost_attributes = self._common.cost
+                else:
+                    cost_attributes = {
+                        component: {**metric_attributes, names.COST_COMPONENT: component}
+                        for component in names.COST_COMPONENTS
+                    }
+                cost_meter.record(prices, usage, cost, cost_attributes, metric_attributes, call_context)
         span.end()
 
     def record_prediction(self, outcome: str, predicted: int | None, actual: int | None) -> None:
@@ -314,29 +472,3 @@ class Call:
     def record_chunk_gap(self, seconds: float) -> None:
         """Streams: time between chunks (per chunk or per-stream mean, see ``streams``)."""
         self._telemetry.time_per_output_chunk.record(seconds, self._metric_attributes, context=self.context)
-
-    @staticmethod
-    def response_attributes(response: ResponseFacts) -> Attributes:
-        attributes: Attributes = {}
-        usage = response.usage
-        if usage.total_input is not None:
-            attributes[GenAI.GEN_AI_USAGE_INPUT_TOKENS] = usage.total_input
-        if usage.output_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-        if usage.cache_read_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-        if usage.cache_write_tokens is not None:
-            attributes[GenAI.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
-        if response.finish_reasons is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
-        if response.response_id is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_ID] = response.response_id
-        if response.response_model is not None:
-            attributes[GenAI.GEN_AI_RESPONSE_MODEL] = response.response_model
-        if response.request_id is not None:
-            attributes[AWS_REQUEST_ID] = response.request_id
-        if response.predicted_input_tokens is not None:
-            attributes[names.PREDICTED_INPUT_TOKENS] = response.predicted_input_tokens
-        if response.retry_attempts:
-            attributes[names.RETRY_ATTEMPTS] = response.retry_attempts
-        return attributes

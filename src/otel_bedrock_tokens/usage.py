@@ -40,7 +40,13 @@ def token_count(value: object) -> int | None:
 class Usage(Record):
     """Tokens of one call; ``None`` means Bedrock did not say (not the same as zero)."""
 
-    __slots__ = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")  # noqa: RUF023 (constructor order, for repr)
+    __slots__ = (  # noqa: RUF023 (constructor order, for repr)
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_output_tokens",
+    )
 
     def __init__(
         self,
@@ -48,11 +54,15 @@ class Usage(Record):
         output_tokens: int | None = None,
         cache_read_tokens: int | None = None,
         cache_write_tokens: int | None = None,
+        reasoning_output_tokens: int | None = None,
     ) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.cache_read_tokens = cache_read_tokens
         self.cache_write_tokens = cache_write_tokens
+        #: Output tokens spent on reasoning/thinking, where the response reports them (already part
+        #: of ``output_tokens``: billed once, reported apart as ``gen_ai.usage.reasoning.output_tokens``).
+        self.reasoning_output_tokens = reasoning_output_tokens
 
     @property
     def total_input(self) -> int | None:
@@ -81,3 +91,5 @@ class Usage(Record):
             self.cache_read_tokens = other.cache_read_tokens
         if self.cache_write_tokens is None:
             self.cache_write_tokens = other.cache_write_tokens
+        if self.reasoning_output_tokens is None:
+            self.reasoning_output_tokens = other.reasoning_output_tokens

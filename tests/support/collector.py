@@ -560,6 +560,8 @@ COLLECTOR_NAMES = {
     "bedrock_tokens.client.prediction.error": "bedrock_tokens_client_prediction_error",
     "bedrock_tokens.client.prediction.tokens": "bedrock_tokens_client_prediction_tokens",
     "bedrock_tokens.client.prediction.outcomes": "bedrock_tokens_client_prediction_outcomes_total",
+    "bedrock_tokens.client.cost": "bedrock_tokens_client_cost_USD_total",
+    "bedrock_tokens.client.cost.cache_savings": "bedrock_tokens_client_cost_cache_savings_USD_total",
 }
 
 
@@ -568,13 +570,16 @@ def instrument_definitions() -> dict[str, tuple[str, str]]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram
 
+    from otel_bedrock_tokens.pricing import PriceBook
     from otel_bedrock_tokens.telemetry import Telemetry
 
     provider = MeterProvider()
     try:
-        telemetry = Telemetry(meter_provider=provider)
+        # With a price book, so the cost counters exist too (cost is on with genai-prices or a file).
+        telemetry = Telemetry(meter_provider=provider, price_book=PriceBook(None, use_genai_prices=False))
+        assert telemetry.cost is not None
         found: dict[str, tuple[str, str]] = {}
-        for value in vars(telemetry).values():
+        for value in [*vars(telemetry).values(), telemetry.cost.counter, telemetry.cost.savings]:
             if isinstance(value, _Histogram):
                 found[value.name] = (value.unit, HISTOGRAM)
             elif isinstance(value, _Counter):

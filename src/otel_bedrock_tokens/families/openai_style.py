@@ -39,6 +39,10 @@ def read_response(body: Body, facts: ResponseFacts) -> None:
             if cached and facts.usage.input_tokens is not None and cached <= facts.usage.input_tokens:
                 facts.usage.input_tokens -= cached
                 facts.usage.cache_read_tokens = cached
+        # Reasoning tokens are part of completion_tokens (billed once), reported apart.
+        completion = as_dict(usage.get("completion_tokens_details"))
+        if completion is not None:
+            facts.usage.reasoning_output_tokens = token_count(completion.get("reasoning_tokens"))
 
 
 FAMILY = Family(
