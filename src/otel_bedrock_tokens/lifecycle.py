@@ -119,7 +119,10 @@ class Lifecycle:
             except BaseException as error:  # interrupted while it waited for the prediction
                 self.fail(call, error)
                 raise
-        self.activate(call)
+        try:  # the span current while the transport runs; a failure only loses the parenting
+            call.activate()
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not make the span current")
         return call
 
     async def start_async(self, operation: Operation, client: Any, params: Any) -> Call | None:
@@ -138,7 +141,10 @@ class Lifecycle:
             except BaseException as error:  # the caller's task was cancelled while it waited
                 self.fail(call, error)
                 raise
-        self.activate(call)
+        try:  # the span current while the transport runs; a failure only loses the parenting
+            call.activate()
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not make the span current")
         return call
 
     def refuse(self, call: Call, refusal: RefuseRequest) -> NoReturn:
@@ -149,14 +155,6 @@ class Lifecycle:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not record a refused call")
         raise refusal.error from None
-
-    @staticmethod
-    def activate(call: Call) -> None:
-        """Make the span current while the transport runs; a failure only loses the parenting."""
-        try:
-            call.activate()
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not make the span current")
 
     # --- end --------------------------------------------------------------------------------
 
