@@ -25,6 +25,10 @@ NOT_FOR_THE_DEFAULTS = (
     "otel_bedrock_tokens.demo",
     "otel_bedrock_tokens.pricing",
     "otel_bedrock_tokens.billing",
+    # InvokeModel body families: imported when a model of theirs is first called (a Converse call
+    # needs none).
+    "otel_bedrock_tokens.families.anthropic",
+    "otel_bedrock_tokens.families.generic",
 )
 #: Other modules the defaults do not need (only a misspelt setting's hint uses difflib; the
 #: semantic-convention names are our own strings).
