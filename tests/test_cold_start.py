@@ -26,6 +26,8 @@ NOT_FOR_THE_DEFAULTS = (
     "otel_bedrock_tokens.pricing",
     "otel_bedrock_tokens.cost",
 )
+#: InvokeModel body families: imported on the first call of a model of theirs, not by instrument().
+FAMILY_MODULES = ("otel_bedrock_tokens.families.anthropic", "otel_bedrock_tokens.families.generic")
 #: Other modules the defaults do not need (only a misspelt setting's hint uses difflib; the
 #: semantic-convention names are our own strings).
 FOREIGN_NOT_FOR_THE_DEFAULTS = (
@@ -69,7 +71,7 @@ DEFAULT_INSTRUMENT = (
 )
 
 
-@pytest.mark.parametrize("module", NOT_FOR_THE_DEFAULTS + FOREIGN_NOT_FOR_THE_DEFAULTS)
+@pytest.mark.parametrize("module", NOT_FOR_THE_DEFAULTS + FOREIGN_NOT_FOR_THE_DEFAULTS + FAMILY_MODULES)
 def test_instrument_with_the_defaults_does_not_import(module: str) -> None:
     modules = imported_after(DEFAULT_INSTRUMENT, _clean_env())
     assert "otel_bedrock_tokens.instrumentor" in modules  # it did run
