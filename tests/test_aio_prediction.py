@@ -1,11 +1,11 @@
 """CountTokens predictions for aiobotocore clients: a task on the caller's loop instead of a thread,
-with the sync path's modes, cache, per-model memory, bounds and outcomes. Against the emulator, whose
+its bounds, cancellation and waiting (the behaviours shared with botocore: cache, per-model memory,
+budget guard, timeout, are in test_prediction.py, run on every transport). Against the emulator, whose
 CountTokens predicts exactly what the call then bills."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import statistics
 import time
 from collections.abc import Iterator
@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("aiobotocore")
 
-from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
+from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
 from .support.aio import CLAUDE, aio_client, claude_request, messages, run
@@ -110,80 +110,6 @@ def test_parallel_prediction_answered_in_time_is_on_the_span(
         assert span["bedrock_tokens.prediction.delta"] == 0
     assert outcomes(telemetry) == {"ok": 2}
     assert len(telemetry.spans()) == 2  # our own CountTokens calls are not measured as user calls
-
-
-def test_identical_requests_are_predicted_from_the_cache(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
-) -> None:
-    make_instrumentor(count_tokens="before")
-
-    async def main() -> None:
-        async with aio_client(emulator.endpoint_url) as client:
-            for _ in range(3):
-                await client.converse(modelId=CLAUDE, messages=messages("the same words"))
-
-    run(main())
-    sources = [span["bedrock_tokens.prediction.source"] for span in spans(telemetry)]
-    assert sources == ["count_tokens", "cache", "cache"]
-    assert emulator.ledger.total().count_tokens_calls == 1
-
-
-def test_before_mode_timeout_lets_the_call_go(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    emulator.set_latency(SLOW_COUNT, operation="CountTokens")
-    make_instrumentor(count_tokens="before", count_tokens_timeout=0.05)
-    caplog.set_level(logging.DEBUG)
-
-    async def main() -> float:
-        async with aio_client(emulator.endpoint_url) as client:
-            started = time.perf_counter()
-            await client.converse(modelId=CLAUDE, messages=messages("too slow to count"))
-            return time.perf_counter() - started
-
-    # The client closes under the still-running CountTokens task: that failure stays ours, unlogged.
-    assert run(main()) < SLOW_COUNT
-    (span,) = spans(telemetry)
-    assert span[STATUS] == "timeout"
-    assert outcomes(telemetry) == {"timeout": 1}
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-def test_budget_guard_refuses_before_sending(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
-) -> None:
-    make_instrumentor(count_tokens="before", max_input_tokens=3)
-
-    async def main() -> TokenBudgetExceeded:
-        async with aio_client(emulator.endpoint_url) as client:
-            with pytest.raises(TokenBudgetExceeded) as refused:
-                await client.converse(modelId=CLAUDE, messages=messages("far more than three tokens here"))
-            return refused.value
-
-    refusal = run(main())
-    assert refusal.limit == 3 and refusal.predicted > 3
-    assert emulator.ledger.total().by_operation == {"CountTokens": 1}  # the call itself was never sent
-    (span,) = spans(telemetry)
-    assert span["error.type"] == "otel_bedrock_tokens.prediction.TokenBudgetExceeded"
-
-
-def test_unsupported_model_is_remembered(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
-) -> None:
-    emulator.set_count_tokens_support(CLAUDE, False)
-    make_instrumentor(count_tokens="before")
-
-    async def main() -> None:
-        async with aio_client(emulator.endpoint_url) as client:
-            await client.converse(modelId=CLAUDE, messages=messages("first"))
-            await client.converse(modelId=CLAUDE, messages=messages("second"))
-
-    run(main())
-    first, second = spans(telemetry)
-    assert first[STATUS] == "unsupported"
-    assert second[STATUS] == "unsupported"
-    assert second["bedrock_tokens.prediction.skip_reason"] == "remembered_unsupported"
-    assert emulator.ledger.total().count_tokens_errors == 1
 
 
 def test_outstanding_predictions_are_bounded(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
+from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.settings import SettingError
 
 from .support.replay import RECORDINGS, Interaction, Replayer, answer, call_recorded, load
 from .support.telemetry import Telemetry
+from .support.transports import Driver
 
 CLAUDE = RECORDINGS / "otel-contrib" / "test_invoke_model_with_content[anthropic.claude].yaml"  # 14 in
 PROMPT_CACHE = RECORDINGS / "openllmetry" / "traces__test_anthropic__test_prompt_cache.yaml"  # 4+18131
@@ -453,3 +456,83 @@ def test_a_call_that_fails_before_sending_asks_nothing(
     assert first.attributes["bedrock_tokens.prediction.skip_reason"] == "request_not_sent"
     assert second.attributes["bedrock_tokens.prediction.delta"] == 0
     assert len(count_requests(replayer)) == 1
+
+
+# --- on every transport, against the emulator (its CountTokens predicts exactly what it bills) ---------
+
+EMULATED_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
+STATUS = "bedrock_tokens.prediction.status"
+SLOW_COUNT = 0.5  # seconds CountTokens takes in the timeout test
+
+
+def messages(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+def span_attributes(telemetry: Telemetry) -> list[dict[str, Any]]:
+    return [dict(span.attributes) for span in telemetry.spans()]
+
+
+@pytest.fixture
+def emulator() -> Iterator[BedrockEmulator]:
+    with BedrockEmulator() as running:
+        yield running
+
+
+def test_identical_requests_are_predicted_from_the_cache_on_every_transport(
+    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before")
+    with transport.client(emulator.endpoint_url) as client:
+        for _ in range(3):
+            client.converse(modelId=EMULATED_CLAUDE, messages=messages("the same words"))
+    sources = [span["bedrock_tokens.prediction.source"] for span in span_attributes(telemetry)]
+    assert sources == ["count_tokens", "cache", "cache"]
+    assert emulator.ledger.total().count_tokens_calls == 1
+
+
+def test_before_mode_timeout_lets_the_call_go_on_every_transport(
+    transport: Driver,
+    emulator: BedrockEmulator,
+    telemetry: Telemetry,
+    make_instrumentor: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.set_latency(SLOW_COUNT, operation="CountTokens")
+    make_instrumentor(count_tokens="before", count_tokens_timeout=0.05)
+    caplog.set_level(logging.DEBUG)
+    with transport.client(emulator.endpoint_url) as client:
+        client.converse(modelId=EMULATED_CLAUDE, messages=messages("too slow to count"))
+    # The client closes under the still-running CountTokens: that failure stays ours, unlogged.
+    # (No wall-time assertion: the "timeout" status below says the call did not wait.)
+    (span,) = span_attributes(telemetry)
+    assert span[STATUS] == "timeout"
+    assert outcomes(telemetry) == {"timeout": 1}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_budget_guard_refuses_before_sending_on_every_transport(
+    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before", max_input_tokens=3)
+    with transport.client(emulator.endpoint_url) as client, pytest.raises(TokenBudgetExceeded) as refused:
+        client.converse(modelId=EMULATED_CLAUDE, messages=messages("far more than three tokens here"))
+    assert refused.value.limit == 3 and refused.value.predicted > 3
+    assert emulator.ledger.total().by_operation == {"CountTokens": 1}  # the call itself was never sent
+    (span,) = span_attributes(telemetry)
+    assert span["error.type"] == "otel_bedrock_tokens.prediction.TokenBudgetExceeded"
+
+
+def test_unsupported_model_is_remembered_on_every_transport(
+    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    emulator.set_count_tokens_support(EMULATED_CLAUDE, False)
+    make_instrumentor(count_tokens="before")
+    with transport.client(emulator.endpoint_url) as client:
+        client.converse(modelId=EMULATED_CLAUDE, messages=messages("first"))
+        client.converse(modelId=EMULATED_CLAUDE, messages=messages("second"))
+    first, second = span_attributes(telemetry)
+    assert first[STATUS] == "unsupported"
+    assert second[STATUS] == "unsupported"
+    assert second["bedrock_tokens.prediction.skip_reason"] == "remembered_unsupported"
+    assert emulator.ledger.total().count_tokens_errors == 1

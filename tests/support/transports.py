@@ -248,7 +248,14 @@ class AioDriver(Driver):
         return self._run(drive())
 
     def close(self) -> None:
+        """What ``asyncio.run`` does at its end: cancel the tasks still pending (a prediction the
+        test did not wait for), let them finish, close the async generators, close the loop."""
         try:
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._run(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
