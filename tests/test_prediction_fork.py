@@ -89,11 +89,13 @@ def calls(client: Any, tag: str, model: str = HAIKU) -> float:
 
 
 def outcomes(telemetry: Telemetry) -> dict[str, int]:
-    """Predictions recorded so far, by outcome (the outcomes counter, cumulative)."""
-    return {
-        str(point.attributes["bedrock_tokens.prediction.status"]): int(point.value)
-        for point in telemetry.points("bedrock_tokens.client.prediction.outcomes")
-    }
+    """Predictions recorded so far, by outcome (the outcomes counter, cumulative), summed over the
+    other attributes: an outcome settled after the response also carries its service tier."""
+    found: dict[str, int] = {}
+    for point in telemetry.points("bedrock_tokens.client.prediction.outcomes"):
+        status = str(point.attributes["bedrock_tokens.prediction.status"])
+        found[status] = found.get(status, 0) + int(point.value)
+    return found
 
 
 def span_statuses(telemetry: Telemetry) -> list[str]:

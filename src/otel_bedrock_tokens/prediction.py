@@ -368,11 +368,15 @@ class Prediction:
             log_internal_error(logger, "bedrock-tokens: could not record a late prediction")
 
     def _record(self, call: Call, actual_input: int | None) -> None:
-        if self._submitted:
-            self._submitted = False
-            self._predictor.settled(self._generation)
         outcome = self.outcome or ERROR
-        call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
+        try:
+            call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
+        finally:
+            # Only once its outcome is recorded does a prediction count as settled: whoever waits
+            # for the predictions to settle (``wait_for_predictions``) then reads every outcome.
+            if self._submitted:
+                self._submitted = False
+                self._predictor.settled(self._generation)
 
 
 class Predictor:
