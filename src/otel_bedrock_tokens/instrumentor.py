@@ -35,7 +35,7 @@ from .botocore_adapter import BotocoreAdapter
 from .lifecycle import Lifecycle
 from .operations import OPERATIONS
 from .settings import Settings
-from .telemetry import Telemetry
+from .telemetry import Instruments
 
 if TYPE_CHECKING:
     from .prediction import Predictor
@@ -268,7 +268,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if predictor is not None:
             predictor.price_book = price_book
         lifecycle = Lifecycle(
-            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
+            Instruments(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
             OPERATIONS,
             request_hook=config.request_hook,
             response_hook=config.response_hook,

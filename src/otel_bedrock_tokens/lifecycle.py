@@ -36,7 +36,7 @@ from .facts import ResponseFacts
 from .operations import Operation
 from .refusal import RefuseRequest
 from .streams import StreamProxy, install_proxy
-from .telemetry import Attributes, Call, RequestHook, ResponseHook, Telemetry
+from .telemetry import Attributes, Call, Instruments, RequestHook, ResponseHook
 
 if TYPE_CHECKING:
     from .prediction import Predictor
@@ -51,7 +51,7 @@ class Lifecycle:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: Instruments,
         operations: Mapping[str, Operation],
         request_hook: RequestHook | None = None,
         response_hook: ResponseHook | None = None,
