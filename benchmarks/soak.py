@@ -198,11 +198,11 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         if info is not None:
             stats = info()
             sizes[name] = (stats.currsize, stats.maxsize)
-    hook = getattr(getattr(BedrockTokensInstrumentor, "_hook", None), "lifecycle", None)
-    common = getattr(getattr(hook, "telemetry", None), "_common", None)
+    lifecycle = getattr(getattr(BedrockTokensInstrumentor, "_adapter", None), "lifecycle", None)
+    common = getattr(getattr(lifecycle, "telemetry", None), "_common", None)
     if common is not None:
         sizes["telemetry._common"] = (len(common), getattr(telemetry, "_COMMON_CACHE_SIZE", None))
-    predictor = getattr(hook, "predictor", None)
+    predictor = getattr(lifecycle, "predictor", None)
     if predictor is not None:
         settings = predictor.settings
         sizes["predictor._cache"] = (len(predictor._cache), settings.cache_size)

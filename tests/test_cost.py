@@ -216,7 +216,7 @@ def test_no_genai_prices_and_no_file_means_no_cost(
 ) -> None:
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # as if not installed: find_spec says None
     instrumentor = make_instrumentor()
-    assert type(instrumentor)._hook.lifecycle.telemetry.cost is None
+    assert type(instrumentor)._adapter.lifecycle.telemetry.cost is None
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES)
     (span,) = telemetry.spans()
     assert not any(key.startswith("bedrock_tokens.cost") for key in span.attributes)

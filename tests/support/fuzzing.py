@@ -1,6 +1,6 @@
 """Shared helpers of the fuzz tests: what the app sees of a call, compared with and without us.
 
-The uninstrumented call runs under ``suppress_instrumentation()`` (our hook then calls botocore
+The uninstrumented call runs under ``suppress_instrumentation()`` (our adapter then calls botocore
 straight through), the instrumented one normally, each on the same generated response served by the
 loopback replay server, so botocore parses the very same bytes both times.
 """
