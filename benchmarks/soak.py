@@ -183,7 +183,7 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         endpoint,
         families,
         model_id,
-        streams,
+        stream_events,
         telemetry,
     )
 
@@ -192,7 +192,7 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         ("model_id.parse_model_id", getattr(model_id, "parse_model_id", None)),
         ("endpoint.server_of", getattr(endpoint, "server_of", None)),
         ("families._family_for_base", getattr(families, "_family_for_base", None)),
-        ("streams._invoke_observer", getattr(streams, "_invoke_observer", None)),
+        ("stream_events.invoke_stream_reading", getattr(stream_events, "invoke_stream_reading", None)),
     ):
         info = getattr(cached, "cache_info", None)
         if info is not None:

@@ -28,9 +28,9 @@ from otel_bedrock_tokens import (
     aio_streams,
     aiobotocore_adapter,
     operations,
-    streams,
 )
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
+from otel_bedrock_tokens.stream_events import CONVERSE_STREAM_READING
 from otel_bedrock_tokens.telemetry import Instruments
 
 from .support.aio import CLAUDE, aio_client, call_recorded_async, messages, run
@@ -434,7 +434,11 @@ def test_stream_observer_raising_leaves_the_events_identical(
     replayer: Replayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(streams, "_observe_converse_event", _boom)
+    monkeypatch.setattr(
+        operations.ConverseStream,
+        "stream_reading",
+        lambda self, request: CONVERSE_STREAM_READING._replace(observe=_boom),
+    )
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     (interaction,) = load(CONVERSE_STREAM)
     replayer.serve(interaction, interaction)

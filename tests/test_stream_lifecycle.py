@@ -271,12 +271,17 @@ def test_observer_raising_leaves_the_events_identical(
     """An exception inside the per-event step (here, the observer of every event it does not pass
     over) is logged at debug level; the caller's loop sees the very same events and the span still
     ends once, when the stream is exhausted."""
-    from otel_bedrock_tokens import BedrockTokensInstrumentor, streams
+    from otel_bedrock_tokens import BedrockTokensInstrumentor, operations
 
     _, plain_stream = start(replayer, path)
     plain = list(plain_stream)
-    monkeypatch.setattr(streams, "_observe_converse_event", _raising_observer)
-    monkeypatch.setattr(streams, "_invoke_observer", lambda family: _raising_observer)
+    for stream_operation in (operations.ConverseStream, operations.InvokeModelWithResponseStream):
+        real = stream_operation.stream_reading
+        monkeypatch.setattr(
+            stream_operation,
+            "stream_reading",
+            lambda self, request, real=real: real(self, request)._replace(observe=_raising_observer),
+        )
     caplog.set_level("DEBUG", logger="otel_bedrock_tokens")
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.facts import ResponseFacts
 from otel_bedrock_tokens.families import family_for
+from otel_bedrock_tokens.metering import INVOCATION_METRICS
 from otel_bedrock_tokens.model_id import parse_model_id
-from otel_bedrock_tokens.streams import INVOCATION_METRICS
 
 from .support.replay import Interaction, Replayer, all_recordings, call_recorded, load
 from .support.telemetry import TelemetryCapture, make_telemetry
