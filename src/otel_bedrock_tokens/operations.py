@@ -3,9 +3,10 @@
 One :class:`Operation` per ``bedrock-runtime`` operation we measure. Adding an operation (the
 streams, CountTokens) means adding one entry to :data:`OPERATIONS`; the lifecycle, the transport
 adapters and the telemetry do not change. An operation says where its response keeps a body to read
-(:attr:`Operation.body_key`) or an event stream (:attr:`Operation.stream_key`); how to read them is
-the transport's. The wire shapes themselves live in :mod:`.converse`, :mod:`.metering` and
-``families/``. Nothing here touches spans.
+(:attr:`Operation.body_key`) or an event stream (:attr:`Operation.stream_key`, read as its
+:meth:`Operation.stream_reading` says); how to read the bytes is the transport's. The wire shapes
+themselves live in :mod:`.converse`, :mod:`.metering`, :mod:`.stream_events` and ``families/``.
+Nothing here touches spans.
 """
 
 from __future__ import annotations

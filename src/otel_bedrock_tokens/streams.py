@@ -22,8 +22,8 @@ because it runs once per event): count it, take a clock reading on the first eve
 (``chunk_timing="chunk"``: on every one), pass over the events that carry neither usage nor a stop
 reason without a call (an InvokeModelWithResponseStream chunk that starts with one of its family's
 ``skip_prefixes``, one ``bytes.startswith``; a ConverseStream ``contentBlockDelta``, one key test),
-and hand the rest to the observer of the operation, which parses a chunk's JSON only when it can
-carry usage or a stop reason (``Family.chunk_markers``).
+and hand the rest to the observer the operation chose (:mod:`.stream_events`), which parses a
+chunk's JSON only when it can carry usage or a stop reason (``Family.chunk_markers``).
 """
 
 from __future__ import annotations
