@@ -119,11 +119,7 @@ class Lifecycle:
             except BaseException as error:  # interrupted while it waited for the prediction
                 self.fail(call, error)
                 raise
-        try:  # the span current while the transport runs; a failure only loses the parenting
-            call.activate()
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not make the span current")
-        return call
+        return self.made_current(call)
 
     async def start_async(self, operation: Operation, client: Any, params: Any) -> Call | None:
         """:meth:`start` for an asyncio transport: the prediction is a task on the caller's loop."""
@@ -141,7 +137,13 @@ class Lifecycle:
             except BaseException as error:  # the caller's task was cancelled while it waited
                 self.fail(call, error)
                 raise
-        try:  # the span current while the transport runs; a failure only loses the parenting
+        return self.made_current(call)
+
+    @staticmethod
+    def made_current(call: Call) -> Call:
+        """``call`` with its span made current while the transport runs (the last step of both
+        starts); a failure only loses the parenting, so it is logged and the call goes on."""
+        try:
             call.activate()
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not make the span current")
