@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.response import StreamingBody
 
+from .billing import apply_terms as apply_terms  # re-exported: its old home
 from .billing import (
-    apply_terms,
     guardrail_id_from_request,
     terms_from_anthropic_body,
     terms_from_converse,
@@ -29,7 +29,7 @@ from .converse import converse_usage as converse_usage  # re-exported: its old h
 from .facts import RequestFacts, RequestParams, ResponseFacts
 from .families import Family, family_for
 from .families._fields import token_count
-from .json_object import parse_json_object
+from .json_object import parse_json_object as parse_json_object  # re-exported: its old home
 from .metering import response_metadata, usage_from_headers
 from .model_id import parse_model_id
 from .stream_events import CONVERSE_STREAM_READING, NO_STREAM_READING, StreamReading, invoke_stream_reading
