@@ -79,7 +79,7 @@ def measure(
 
 
 def end_path(rounds: int, calls: int) -> tuple[float, float]:
-    """Median µs of ``Telemetry.start`` + ``Call.end`` alone (no botocore), unpriced and priced:
+    """Median µs of ``Instruments.start`` + ``Call.end`` alone (no botocore), unpriced and priced:
     the same call facts (Converse, cache read and write, default tier), A/B interleaved."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -89,17 +89,17 @@ def end_path(rounds: int, calls: int) -> tuple[float, float]:
     from otel_bedrock_tokens.facts import RequestFacts, RequestParams, ResponseFacts
     from otel_bedrock_tokens.model_id import parse_model_id
     from otel_bedrock_tokens.pricing import PriceBook
-    from otel_bedrock_tokens.telemetry import Telemetry
+    from otel_bedrock_tokens.telemetry import Instruments
     from otel_bedrock_tokens.usage import Usage
 
     tracer_provider = TracerProvider()
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    unpriced = Telemetry(tracer_provider, meter_provider)
-    priced = Telemetry(tracer_provider, meter_provider, PriceBook())
+    unpriced = Instruments(tracer_provider, meter_provider)
+    priced = Instruments(tracer_provider, meter_provider, PriceBook())
     request = RequestFacts("Converse", "chat", MODEL, parse_model_id(MODEL), RequestParams(), "h", 443)
     terms = BillingTerms(service_tier="default", cache_write_5m=100, cache_write_1h=0)
 
-    def once(telemetry: Telemetry) -> None:
+    def once(telemetry: Instruments) -> None:
         call = telemetry.start(request)
         call.end(ResponseFacts(usage=Usage(11, 22, 300, 100), billing=terms))
 

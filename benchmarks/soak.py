@@ -183,7 +183,7 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         endpoint,
         families,
         model_id,
-        streams,
+        stream_events,
         telemetry,
     )
 
@@ -192,17 +192,17 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         ("model_id.parse_model_id", getattr(model_id, "parse_model_id", None)),
         ("endpoint.server_of", getattr(endpoint, "server_of", None)),
         ("families._family_for_base", getattr(families, "_family_for_base", None)),
-        ("streams._invoke_observer", getattr(streams, "_invoke_observer", None)),
+        ("stream_events.invoke_stream_reading", getattr(stream_events, "invoke_stream_reading", None)),
     ):
         info = getattr(cached, "cache_info", None)
         if info is not None:
             stats = info()
             sizes[name] = (stats.currsize, stats.maxsize)
-    hook = getattr(getattr(BedrockTokensInstrumentor, "_hook", None), "lifecycle", None)
-    common = getattr(getattr(hook, "telemetry", None), "_common", None)
+    lifecycle = getattr(getattr(BedrockTokensInstrumentor, "_adapter", None), "lifecycle", None)
+    common = getattr(getattr(lifecycle, "telemetry", None), "_common", None)
     if common is not None:
         sizes["telemetry._common"] = (len(common), getattr(telemetry, "_COMMON_CACHE_SIZE", None))
-    predictor = getattr(hook, "predictor", None)
+    predictor = getattr(lifecycle, "predictor", None)
     if predictor is not None:
         settings = predictor.settings
         sizes["predictor._cache"] = (len(predictor._cache), settings.cache_size)

@@ -12,7 +12,7 @@ from hypothesis import settings
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
 from .support.replay import Replayer, replay_server
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 from .support.transports import TRANSPORTS, Driver, aio_available, make_driver
 
 # Deterministic property tests with no per-example deadline: a deadline is a timed assertion, and on a
@@ -22,12 +22,12 @@ settings.load_profile("otel-bedrock-tokens")
 
 
 @pytest.fixture
-def telemetry() -> Telemetry:
+def telemetry() -> TelemetryCapture:
     return make_telemetry()
 
 
 @pytest.fixture
-def make_instrumentor(telemetry: Telemetry) -> Iterator[Any]:
+def make_instrumentor(telemetry: TelemetryCapture) -> Iterator[Any]:
     """``make(**settings)``: an instrumentor on ``telemetry`` with those settings; all removed after
     the test."""
     made: list[BedrockTokensInstrumentor] = []
@@ -46,7 +46,7 @@ def make_instrumentor(telemetry: Telemetry) -> Iterator[Any]:
 
 
 @pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
+def instrumented(telemetry: TelemetryCapture) -> Iterator[TelemetryCapture]:
     """The instrumentor active on ``telemetry`` for the test, removed afterwards."""
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(

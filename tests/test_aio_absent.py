@@ -76,7 +76,7 @@ def test_uninstrumented_before_the_import_patches_nothing() -> None:
         instrumentor.instrument()
         instrumentor.uninstrument()
 
-        from aiobotocore.client import AioBaseClient  # nothing is current: the one hook applies nothing
+        from aiobotocore.client import AioBaseClient  # nothing is current: the callback applies nothing
         assert not hasattr(AioBaseClient.__dict__["_make_api_call"], "_self_wrapper")
         print("ok")
         """
@@ -133,8 +133,8 @@ _CYCLES_PRELUDE = """
     gc.collect()
     assert "aiobotocore.client" not in sys.modules
     registered = wrapt.importer._post_import_hooks.get("aiobotocore.client") or []
-    ours = [hook for hook in registered if getattr(hook, "__module__", None) == module.__name__]
-    assert len(ours) <= 1, f"{len(ours)} post-import hooks of ours"
+    ours = [callback for callback in registered if getattr(callback, "__module__", None) == module.__name__]
+    assert len(ours) <= 1, f"{len(ours)} import callbacks of ours"
     kinds = (BotocoreAdapter, Lifecycle, Predictor, module._AioPatch)
     alive = [o for o in gc.get_objects() if isinstance(o, kinds)]
     assert not alive, f"{len(alive)} objects of ours alive, e.g. {alive[:3]}"
@@ -155,8 +155,8 @@ _CYCLES_PRELUDE = """
 
 
 def test_a_thousand_cycles_leave_nothing_and_a_later_import_is_still_measured() -> None:
-    """One post-import hook per process, reading the current instrumentation: instrument /
-    uninstrument cycles before aiobotocore is imported leave no hook, hook state, predictor or thread
+    """One import callback per process, reading the current instrumentation: instrument /
+    uninstrument cycles before aiobotocore is imported leave no callback, adapter, predictor or thread
     behind, and the instrumentation current at the import is the one applied, one layer deep."""
     pytest.importorskip("aiobotocore")
     out = run_python(

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
 from .support.aio import CLAUDE, LLAMA, NOVA, aio_client, claude_request, consume, messages, run
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 TASKS = 200
 TOKENS = "gen_ai.client.token.usage"
@@ -69,7 +69,7 @@ async def many(endpoint_url: str, tasks: int) -> tuple[list[str], float]:
 
 
 def test_concurrent_tasks_metric_totals_equal_the_ledger(
-    emulator: BedrockEmulator, instrumented: Telemetry, capsys: pytest.CaptureFixture[str]
+    emulator: BedrockEmulator, instrumented: TelemetryCapture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator.inject("throttle", operation="Converse", times=7, skip=10)
     results, elapsed = run(many(emulator.endpoint_url, TASKS))
@@ -103,7 +103,7 @@ def test_concurrent_tasks_metric_totals_equal_the_ledger(
 
 
 def test_spans_of_concurrent_tasks_keep_their_own_parents(
-    emulator: BedrockEmulator, instrumented: Telemetry
+    emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     """Each task's span is a child of that task's own current span, never of a sibling's."""
     tracer = instrumented.tracer_provider.get_tracer("test")

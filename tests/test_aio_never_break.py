@@ -28,10 +28,10 @@ from otel_bedrock_tokens import (
     aio_streams,
     aiobotocore_adapter,
     operations,
-    streams,
 )
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
-from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
+from otel_bedrock_tokens.stream_events import CONVERSE_STREAM_READING
+from otel_bedrock_tokens.telemetry import Instruments
 
 from .support.aio import CLAUDE, aio_client, call_recorded_async, messages, run
 from .support.replay import (
@@ -44,7 +44,7 @@ from .support.replay import (
     synthetic,
     token_headers,
 )
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 LOGGER = "otel_bedrock_tokens"
 BODY = claude_body(input_tokens=3, output_tokens=4)
@@ -54,7 +54,7 @@ CONVERSE_STREAM = RECORDINGS / "otel-contrib" / "test_converse_stream_no_content
 
 
 @contextmanager
-def instrumentation(telemetry: Telemetry, **kwargs: Any) -> Iterator[None]:
+def instrumentation(telemetry: TelemetryCapture, **kwargs: Any) -> Iterator[None]:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **kwargs
@@ -178,7 +178,9 @@ async def _value(value: Any) -> Any:
 
 
 @pytest.mark.parametrize("use", sorted(BODY_USES))
-def test_body_behaves_as_without_instrumentation(use: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_body_behaves_as_without_instrumentation(
+    use: str, telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     plain = invoke(replayer, LINES, lambda body: outcome_of(lambda: BODY_USES[use](body)))
     with instrumentation(telemetry):
         measured = invoke(replayer, LINES, lambda body: outcome_of(lambda: BODY_USES[use](body)))
@@ -186,23 +188,25 @@ def test_body_behaves_as_without_instrumentation(use: str, telemetry: Telemetry,
     assert len(telemetry.spans()) == 1
 
 
-def test_body_is_an_aio_streaming_body(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_body_is_an_aio_streaming_body(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     assert invoke(replayer, BODY, lambda body: _value(type(body))) is AioStreamingBody
 
 
-def test_non_json_body_reaches_the_caller_byte_exact(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_non_json_body_reaches_the_caller_byte_exact(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     assert invoke(replayer, NOT_JSON, read_all) == NOT_JSON
     (span,) = instrumented.spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 11  # the default token headers
     assert "error.type" not in span.attributes
 
 
-def test_empty_body_reaches_the_caller_empty(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_empty_body_reaches_the_caller_empty(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     assert invoke(replayer, b"", read_all) == b""
     assert len(instrumented.spans()) == 1
 
 
-def test_body_tokens_fill_what_the_headers_lack(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_body_tokens_fill_what_the_headers_lack(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     body = claude_body(input_tokens=5, output_tokens=6, cache_read=7)
     invoke(replayer, body, read_all, input_tokens=5, output_tokens=None)
     (span,) = instrumented.spans()
@@ -212,7 +216,7 @@ def test_body_tokens_fill_what_the_headers_lack(instrumented: Telemetry, replaye
 
 
 def test_unknown_body_class_is_left_untouched(
-    monkeypatch: pytest.MonkeyPatch, instrumented: Telemetry, replayer: Replayer
+    monkeypatch: pytest.MonkeyPatch, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     """A body class we cannot rebuild is never read by us: the caller reads the original; the
     token headers still give the usage."""
@@ -319,7 +323,7 @@ FAILING_SERVERS: dict[str, Callable[[], Any]] = {
 
 @pytest.mark.parametrize("server", sorted(FAILING_SERVERS))
 def test_failed_read_is_replayed_as_the_same_exception(
-    server: str, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+    server: str, telemetry: TelemetryCapture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The caller's read raises what aiobotocore raises without us (its own wrapping of the reader's
     failure, made in the caller's read as it would be), and the span names the same."""
@@ -337,13 +341,13 @@ def test_failed_read_is_replayed_as_the_same_exception(
     assert point.attributes["error.type"] == qualified(type(plain))
 
 
-def test_read_timeout_keeps_its_class(telemetry: Telemetry) -> None:
+def test_read_timeout_keeps_its_class(telemetry: TelemetryCapture) -> None:
     with instrumentation(telemetry):
         measured, _ = _first_read(_withheld)
     assert isinstance(measured, AioReadTimeoutError)
 
 
-def test_failed_body_keeps_its_class_and_closes(telemetry: Telemetry) -> None:
+def test_failed_body_keeps_its_class_and_closes(telemetry: TelemetryCapture) -> None:
     async def main(endpoint_url: str) -> tuple[bool, Any, Any]:
         async with aio_client(endpoint_url) as client:
             body = (await client.invoke_model(modelId=CLAUDE, body=b"{}"))["body"]
@@ -375,7 +379,7 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_parser_raising_leaves_the_caller_bytes_identical_and_ends_the_span(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     assert invoke(replayer, BODY, read_all) == BODY
@@ -386,11 +390,11 @@ def test_parser_raising_leaves_the_caller_bytes_identical_and_ends_the_span(
 
 def test_telemetry_start_raising_leaves_the_call_alone(
     monkeypatch: pytest.MonkeyPatch,
-    instrumented: Telemetry,
+    instrumented: TelemetryCapture,
     replayer: Replayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(OurTelemetry, "start", _boom)
+    monkeypatch.setattr(Instruments, "start", _boom)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     assert invoke(replayer, BODY, read_all) == BODY
     assert instrumented.spans() == ()
@@ -399,7 +403,7 @@ def test_telemetry_start_raising_leaves_the_call_alone(
 
 def test_response_parsing_raising_returns_the_result_unchanged(
     monkeypatch: pytest.MonkeyPatch,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     replayer: Replayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -426,11 +430,15 @@ def test_response_parsing_raising_returns_the_result_unchanged(
 
 def test_stream_observer_raising_leaves_the_events_identical(
     monkeypatch: pytest.MonkeyPatch,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     replayer: Replayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(streams, "_observe_converse_event", _boom)
+    monkeypatch.setattr(
+        operations.ConverseStream,
+        "stream_reading",
+        lambda self, request: CONVERSE_STREAM_READING._replace(observe=_boom),
+    )
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     (interaction,) = load(CONVERSE_STREAM)
     replayer.serve(interaction, interaction)
@@ -452,7 +460,7 @@ def test_stream_observer_raising_leaves_the_events_identical(
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_leaves_the_caller_alone(
-    hook: str, telemetry: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    hook: str, telemetry: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     with instrumentation(telemetry, **{hook: _boom}):
@@ -462,7 +470,9 @@ def test_raising_user_hook_leaves_the_caller_alone(
     assert _debug_logged(caplog)
 
 
-def test_hooks_receive_span_service_operation_and_data(telemetry: Telemetry, replayer: Replayer) -> None:
+def test_hooks_receive_span_service_operation_and_data(
+    telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     seen: list[tuple[Any, ...]] = []
     with instrumentation(
         telemetry,
@@ -479,7 +489,7 @@ def test_hooks_receive_span_service_operation_and_data(telemetry: Telemetry, rep
 
 
 def test_validation_error_reaches_the_caller_and_is_recorded(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     async def main() -> None:
         async with aio_client(replayer.endpoint_url) as client:
@@ -491,7 +501,7 @@ def test_validation_error_reaches_the_caller_and_is_recorded(
     assert span.attributes["error.type"] == "botocore.exceptions.ParamValidationError"
 
 
-def test_connection_refused_reaches_the_caller(instrumented: Telemetry) -> None:
+def test_connection_refused_reaches_the_caller(instrumented: TelemetryCapture) -> None:
     from botocore.exceptions import EndpointConnectionError
 
     from .support.replay import closed_port

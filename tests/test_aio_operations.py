@@ -33,7 +33,7 @@ from .support.aio import (
     run,
 )
 from .support.replay import all_recordings, call_recorded, load, replay_server
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 TOKENS = "gen_ai.client.token.usage"
 DURATION = "gen_ai.client.operation.duration"
@@ -65,7 +65,7 @@ def stable(attributes: Any) -> dict[str, Any]:
     return {key: value for key, value in dict(attributes).items() if key not in VOLATILE}
 
 
-def token_sums(telemetry: Telemetry) -> dict[tuple[str, str], float]:
+def token_sums(telemetry: TelemetryCapture) -> dict[tuple[str, str], float]:
     sums: dict[tuple[str, str], float] = {}
     for point in telemetry.points(TOKENS):
         key = (point.attributes["gen_ai.request.model"], point.attributes["gen_ai.token.type"])
@@ -73,7 +73,7 @@ def token_sums(telemetry: Telemetry) -> dict[tuple[str, str], float]:
     return sums
 
 
-def instrument(telemetry: Telemetry, **settings: Any) -> BedrockTokensInstrumentor:
+def instrument(telemetry: TelemetryCapture, **settings: Any) -> BedrockTokensInstrumentor:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
@@ -113,7 +113,7 @@ METHODS = {
 }
 
 
-def sync_run(emulator: BedrockEmulator, telemetry: Telemetry) -> list[Any]:
+def sync_run(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> list[Any]:
     instrumentor = instrument(telemetry)
     client = emulator.client()
     outputs = []
@@ -133,7 +133,7 @@ def sync_run(emulator: BedrockEmulator, telemetry: Telemetry) -> list[Any]:
     return outputs
 
 
-def aio_run(emulator: BedrockEmulator, telemetry: Telemetry) -> list[Any]:
+def aio_run(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> list[Any]:
     async def main() -> list[Any]:
         outputs: list[Any] = []
         async with aio_client(emulator.endpoint_url) as client:
@@ -183,7 +183,9 @@ def test_every_operation_gives_the_sync_clients_spans_and_metrics() -> None:
     assert any(cache)
 
 
-def test_metric_totals_equal_the_emulator_ledger(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_metric_totals_equal_the_emulator_ledger(
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
+) -> None:
     aio_run(emulator, telemetry)
     ledger = emulator.ledger.totals()
     sums = token_sums(telemetry)
@@ -192,7 +194,7 @@ def test_metric_totals_equal_the_emulator_ledger(emulator: BedrockEmulator, tele
         assert sums[(model, "output")] == ledger[model].output_tokens
 
 
-def test_span_attributes_of_each_operation(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_span_attributes_of_each_operation(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     aio_run(emulator, telemetry)
     spans = {(s.attributes["gen_ai.request.model"], i): s for i, s in enumerate(telemetry.spans())}
     invoke = spans[(CLAUDE, 0)].attributes
@@ -214,7 +216,7 @@ def test_span_attributes_of_each_operation(emulator: BedrockEmulator, telemetry:
 
 
 def test_service_error_is_raised_unchanged_and_recorded(
-    emulator: BedrockEmulator, instrumented: Telemetry
+    emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     emulator.inject("throttle", operation="Converse")
 
@@ -236,7 +238,7 @@ def test_service_error_is_raised_unchanged_and_recorded(
 
 
 def test_other_operations_pass_through_without_a_span(
-    emulator: BedrockEmulator, instrumented: Telemetry
+    emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     async def main() -> type[BaseException]:
         async with aio_client(emulator.endpoint_url) as client:
@@ -251,7 +253,7 @@ def test_other_operations_pass_through_without_a_span(
 
 
 def test_suppressed_instrumentation_records_nothing(
-    emulator: BedrockEmulator, instrumented: Telemetry
+    emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
@@ -265,7 +267,7 @@ def test_suppressed_instrumentation_records_nothing(
 
 
 def test_span_is_current_during_the_call_and_not_after(
-    emulator: BedrockEmulator, instrumented: Telemetry
+    emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     """Nested HTTP spans are children of ours; the caller's context is left as it was."""
     from opentelemetry import trace
@@ -292,7 +294,7 @@ def test_span_is_current_during_the_call_and_not_after(
 RECORDINGS = all_recordings()
 
 
-def _sync_exchange(path: Path, telemetry: Telemetry) -> tuple[list[Any], list[str]]:
+def _sync_exchange(path: Path, telemetry: TelemetryCapture) -> tuple[list[Any], list[str]]:
     outcomes: list[Any] = []
     errors: list[str] = []
     instrumentor = instrument(telemetry)
@@ -319,7 +321,7 @@ def _sync_exchange(path: Path, telemetry: Telemetry) -> tuple[list[Any], list[st
     return outcomes, errors
 
 
-def _aio_exchange(path: Path, telemetry: Telemetry) -> tuple[list[Any], list[str]]:
+def _aio_exchange(path: Path, telemetry: TelemetryCapture) -> tuple[list[Any], list[str]]:
     async def main(endpoint_url: str, interactions: list[Any]) -> tuple[list[Any], list[str]]:
         outcomes: list[Any] = []
         errors: list[str] = []

@@ -19,7 +19,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
 from .support.aio import CLAUDE, aio_client, claude_request, messages, run
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 OUTCOMES = "bedrock_tokens.client.prediction.outcomes"
 ERRORS = "bedrock_tokens.client.prediction.error"
@@ -33,11 +33,11 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-def outcomes(telemetry: Telemetry) -> dict[str, int]:
+def outcomes(telemetry: TelemetryCapture) -> dict[str, int]:
     return {point.attributes[STATUS]: point.value for point in telemetry.points(OUTCOMES)}
 
 
-def spans(telemetry: Telemetry) -> list[dict[str, Any]]:
+def spans(telemetry: TelemetryCapture) -> list[dict[str, Any]]:
     return [dict(span.attributes) for span in telemetry.spans()]
 
 
@@ -49,7 +49,7 @@ def test_parallel_prediction_adds_no_wall_time(
     emulator.set_latency(SLOW_COUNT, operation="CountTokens")
     calls = 6
 
-    def timed(telemetry: Telemetry, **settings: Any) -> list[float]:
+    def timed(telemetry: TelemetryCapture, **settings: Any) -> list[float]:
         instrumentor = BedrockTokensInstrumentor()
         instrumentor.instrument(
             tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
@@ -91,7 +91,7 @@ def test_parallel_prediction_adds_no_wall_time(
 
 
 def test_parallel_prediction_answered_in_time_is_on_the_span(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before")  # waits, so the answer is in before the span ends
 
@@ -113,7 +113,7 @@ def test_parallel_prediction_answered_in_time_is_on_the_span(
 
 
 def test_outstanding_predictions_are_bounded(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     """One worker: at most 8 CountTokens calls outstanding; the rest are skipped, the calls go on.
     (0.1 s each, one at a time: the eighth still answers within the 2 s prediction timeout.)"""
@@ -134,7 +134,7 @@ def test_outstanding_predictions_are_bounded(
 
 
 def test_at_most_workers_count_tokens_calls_run_at_once(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     """Two workers, four predictions of 0.25 s each awaited in ``before`` mode: two rounds."""
     emulator.set_latency(0.25, operation="CountTokens")
@@ -153,7 +153,7 @@ def test_at_most_workers_count_tokens_calls_run_at_once(
 
 
 def test_cancelled_while_waiting_for_the_prediction(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     """``before`` mode: the caller's task is cancelled while it awaits CountTokens. The span ends
     once with the cancellation, the call is never sent, and CancelledError reaches the caller."""

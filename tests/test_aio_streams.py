@@ -23,7 +23,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 from .support.aio import CLAUDE, aio_client, call_recorded_async, claude_request, messages, run
 from .support.replay import RECORDINGS, Interaction, RawServer, Replayer, load, read_http_request
 from .support.streams import frames
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CLAUDE_STREAM = (
     RECORDINGS / "openllmetry" / "traces__test_anthropic__test_anthropic_3_completion_streaming.yaml"
@@ -32,7 +32,7 @@ CONVERSE_STREAM = RECORDINGS / "otel-contrib" / "test_converse_stream_no_content
 CANCELLED = "asyncio.exceptions.CancelledError"
 
 
-def only_span(telemetry: Telemetry) -> Any:
+def only_span(telemetry: TelemetryCapture) -> Any:
     (span,) = telemetry.spans()
     return span
 
@@ -58,7 +58,7 @@ async def drain(stream: Any) -> list[Any]:
     return [event async for event in stream]
 
 
-def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_abandoned_stream_ends_when_collected(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     async def use(stream: Any) -> None:
         iterator = aiter(stream)
         await anext(iterator)
@@ -74,7 +74,7 @@ def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer:
 
 
 def test_sync_iteration_is_refused_as_before_and_ends_nothing(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     async def use(stream: Any) -> int:
         with pytest.raises(NotImplementedError, match="async-for"):
@@ -85,7 +85,7 @@ def test_sync_iteration_is_refused_as_before_and_ends_nothing(
     assert only_span(instrumented).attributes["bedrock_tokens.stream.end"] == "completed"
 
 
-def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_proxy_is_transparent(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     async def use(stream: Any) -> None:
         assert isinstance(stream, AioEventStream)
         assert asyncio.iscoroutinefunction(stream.get_initial_response)
@@ -94,7 +94,9 @@ def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> No
     with_stream(replayer, use)
 
 
-def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_events_out_of_order_pass_through_unchanged(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     """A delta before its block start (peers raised KeyError into the app here)."""
     (interaction,) = load(CLAUDE_STREAM)
     raw = frames(interaction.body)
@@ -110,7 +112,7 @@ def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, rep
 
 
 @pytest.mark.parametrize("timing", ["stream", "chunk"])
-def test_chunk_timing_points(timing: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_chunk_timing_points(timing: str, telemetry: TelemetryCapture, replayer: Replayer) -> None:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider,
@@ -157,7 +159,7 @@ async def _events_then_error(endpoint_url: str, kind: str) -> tuple[int, BaseExc
 
 @pytest.mark.parametrize("kind", ["invoke", "converse"])
 def test_exception_frame_is_raised_unchanged_and_ends_the_span(
-    kind: str, emulator: BedrockEmulator, telemetry: Telemetry
+    kind: str, emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     emulator.inject(Fault.stream_exception(after_events=3))
     plain_count, plain_error = run(_events_then_error(emulator.endpoint_url, kind))
@@ -203,7 +205,7 @@ class _Withholding:
 
 
 @pytest.mark.parametrize("path", [CLAUDE_STREAM, CONVERSE_STREAM], ids=["invoke", "converse"])
-def test_task_cancelled_mid_stream_ends_its_span_once(path: Any, instrumented: Telemetry) -> None:
+def test_task_cancelled_mid_stream_ends_its_span_once(path: Any, instrumented: TelemetryCapture) -> None:
     (interaction,) = load(path)
 
     async def main(endpoint_url: str) -> tuple[int, bool]:
@@ -243,7 +245,7 @@ def test_task_cancelled_mid_stream_ends_its_span_once(path: Any, instrumented: T
     assert (point.count, point.attributes["error.type"]) == (1, CANCELLED)
 
 
-def test_wait_for_timeout_on_the_next_event_ends_the_span_once(instrumented: Telemetry) -> None:
+def test_wait_for_timeout_on_the_next_event_ends_the_span_once(instrumented: TelemetryCapture) -> None:
     """``asyncio.wait_for(anext(...))`` timing out cancels the await inside our iterator."""
     (interaction,) = load(CLAUDE_STREAM)
 
@@ -278,7 +280,7 @@ class _Silent:
         server.release.wait(timeout=30)
 
 
-def test_task_cancelled_while_the_call_is_in_flight_ends_its_span(instrumented: Telemetry) -> None:
+def test_task_cancelled_while_the_call_is_in_flight_ends_its_span(instrumented: TelemetryCapture) -> None:
     silent = _Silent()
 
     async def main(endpoint_url: str) -> bool:

@@ -15,7 +15,7 @@ from otel_bedrock_tokens import names
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
 from .support.replay import Replayer, all_recordings, call_recorded, load
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
@@ -43,11 +43,11 @@ def anthropic_body(**extra: Any) -> str:
     return json.dumps(body)
 
 
-def all_points(telemetry: Telemetry, *metric_names: str) -> list[Any]:
+def all_points(telemetry: TelemetryCapture, *metric_names: str) -> list[Any]:
     return [point for name in metric_names for point in telemetry.points(name)]
 
 
-def test_converse_tier_and_latency_on_span(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_converse_tier_and_latency_on_span(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.client().converse(
         modelId=HAIKU,
         messages=MESSAGES,
@@ -60,7 +60,7 @@ def test_converse_tier_and_latency_on_span(instrumented: Telemetry, emulator: Be
 
 
 def test_converse_tier_and_latency_on_every_metric_point(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     emulator.client().converse(
         modelId=HAIKU,
@@ -76,7 +76,7 @@ def test_converse_tier_and_latency_on_every_metric_point(
         assert point.attributes[names.PERFORMANCE_CONFIG_LATENCY] == "standard"
 
 
-def test_tier_omitted_when_not_reported(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_tier_omitted_when_not_reported(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES)
     (span,) = instrumented.spans()
     reported = span.attributes.get(names.SERVICE_TIER)
@@ -86,7 +86,7 @@ def test_tier_omitted_when_not_reported(instrumented: Telemetry, emulator: Bedro
         assert point.attributes.get(names.SERVICE_TIER) == reported
 
 
-def test_invoke_model_tier_from_the_header(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_invoke_model_tier_from_the_header(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.client().invoke_model(modelId=HAIKU, body=anthropic_body(), serviceTier="priority")
     (span,) = instrumented.spans()
     assert span.attributes[names.SERVICE_TIER] == "priority"
@@ -95,7 +95,7 @@ def test_invoke_model_tier_from_the_header(instrumented: Telemetry, emulator: Be
 
 
 def test_converse_stream_tier_from_the_metadata_event(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     response = emulator.client().converse_stream(
         modelId=HAIKU, messages=MESSAGES, serviceTier={"type": "flex"}
@@ -110,7 +110,9 @@ def test_converse_stream_tier_from_the_metadata_event(
         assert point.attributes[names.SERVICE_TIER] == "flex"
 
 
-def test_invoke_stream_tier_from_the_header(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_invoke_stream_tier_from_the_header(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     response = emulator.client().invoke_model_with_response_stream(
         modelId=HAIKU, body=anthropic_body(), serviceTier="flex"
     )
@@ -120,7 +122,7 @@ def test_invoke_stream_tier_from_the_header(instrumented: Telemetry, emulator: B
     assert span.attributes[names.SERVICE_TIER] == "flex"
 
 
-def test_converse_one_hour_cache_writes(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_converse_one_hour_cache_writes(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     response = emulator.client().converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H)
     written = response["usage"]["cacheWriteInputTokens"]
     assert written > 0
@@ -129,7 +131,7 @@ def test_converse_one_hour_cache_writes(instrumented: Telemetry, emulator: Bedro
     assert span.attributes[names.USAGE_CACHE_CREATION_5M] == 0
 
 
-def test_cache_write_points_split_by_ttl(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_cache_write_points_split_by_ttl(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     response = emulator.client().converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H)
     written = response["usage"]["cacheWriteInputTokens"]
     writes = [
@@ -140,7 +142,9 @@ def test_cache_write_points_split_by_ttl(instrumented: Telemetry, emulator: Bedr
     assert [(point.attributes.get(names.CACHE_TTL), point.sum) for point in writes] == [("1h", written)]
 
 
-def test_anthropic_body_one_hour_cache_writes(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_anthropic_body_one_hour_cache_writes(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     system = [
         {"type": "text", "text": "Be brief. " * 50, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
     ]
@@ -151,7 +155,9 @@ def test_anthropic_body_one_hour_cache_writes(instrumented: Telemetry, emulator:
     assert span.attributes[names.USAGE_CACHE_CREATION_5M] == 0
 
 
-def test_anthropic_stream_one_hour_cache_writes(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_anthropic_stream_one_hour_cache_writes(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     system = [
         {"type": "text", "text": "Be brief. " * 50, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
     ]
@@ -165,7 +171,7 @@ def test_anthropic_stream_one_hour_cache_writes(instrumented: Telemetry, emulato
     assert span.attributes[names.USAGE_CACHE_CREATION_5M] == 0
 
 
-def test_converse_guardrail_id_on_span(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_converse_guardrail_id_on_span(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.client().converse(
         modelId=HAIKU,
         messages=MESSAGES,
@@ -175,7 +181,7 @@ def test_converse_guardrail_id_on_span(instrumented: Telemetry, emulator: Bedroc
     assert span.attributes[names.GUARDRAIL_ID] == "gr-converse"
 
 
-def test_invoke_model_guardrail_id_on_span(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_invoke_model_guardrail_id_on_span(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.client().invoke_model(
         modelId=HAIKU, body=anthropic_body(), guardrailIdentifier="gr-invoke", guardrailVersion="1"
     )
@@ -184,7 +190,7 @@ def test_invoke_model_guardrail_id_on_span(instrumented: Telemetry, emulator: Be
 
 
 def test_invoke_model_guardrail_intervention_is_the_finish_reason(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     emulator.deny_topic("gr-block", "secret")
     body = json.dumps(
@@ -203,7 +209,7 @@ def test_invoke_model_guardrail_intervention_is_the_finish_reason(
 
 
 def test_prompt_router_choice_is_the_response_model(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     emulator.client().converse(modelId=ROUTER, messages=MESSAGES)
     (span,) = instrumented.spans()
@@ -211,7 +217,9 @@ def test_prompt_router_choice_is_the_response_model(
     assert span.attributes["gen_ai.response.model"] == ROUTED
 
 
-def test_released_cache_write_name_by_default(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_released_cache_write_name_by_default(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H)
     (span,) = instrumented.spans()
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] > 0
@@ -219,7 +227,10 @@ def test_released_cache_write_name_by_default(instrumented: Telemetry, emulator:
 
 
 def test_latest_experimental_cache_write_name(
-    monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    monkeypatch: pytest.MonkeyPatch,
+    telemetry: TelemetryCapture,
+    make_instrumentor: Any,
+    emulator: BedrockEmulator,
 ) -> None:
     monkeypatch.setenv(names.SEMCONV_OPT_IN_ENV, "http, gen_ai_latest_experimental")
     make_instrumentor()
@@ -254,7 +265,7 @@ def _guarded_converse_recordings() -> list[Path]:
 
 @pytest.mark.parametrize("path", _guarded_converse_recordings(), ids=lambda path: path.name)
 def test_recorded_guardrail_id_and_intervention(
-    path: Path, replayer: Replayer, instrumented: Telemetry
+    path: Path, replayer: Replayer, instrumented: TelemetryCapture
 ) -> None:
     interactions = [i for i in load(path) if i.operation in ("Converse", "ConverseStream")]
     replayer.serve(*interactions)
@@ -276,7 +287,7 @@ def test_recorded_guardrail_id_and_intervention(
 # --- asyncio: the same terms and cost through aiobotocore ------------------------------------------
 
 
-def test_aio_converse_stream_terms(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_aio_converse_stream_terms(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     pytest.importorskip("aiobotocore")
     from .support.aio import aio_client, run
 

@@ -26,7 +26,7 @@ from botocore.stub import Stubber
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 from .support.transports import Driver, SyncDriver
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -140,7 +140,7 @@ make_sync = SyncDriver
 
 
 @pytest.fixture
-def instrumentor(telemetry: Telemetry) -> Iterator[Callable[[], None]]:
+def instrumentor(telemetry: TelemetryCapture) -> Iterator[Callable[[], None]]:
     """Call the yielded function to turn the instrumentation on; it is off again after the test."""
     instrumentor = BedrockTokensInstrumentor()
 
@@ -158,7 +158,7 @@ def instrumentor(telemetry: Telemetry) -> Iterator[Callable[[], None]]:
 @pytest.mark.parametrize("use", sorted(USES))
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_body_behaves_as_without_instrumentation(
-    fault: str, use: str, transport: Driver, instrumentor: Callable[[], None], telemetry: Telemetry
+    fault: str, use: str, transport: Driver, instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     plain = run_uses(transport, USES[use], FAULTS[fault]())
     instrumentor()
@@ -170,7 +170,7 @@ def test_body_behaves_as_without_instrumentation(
 @pytest.mark.parametrize("use", sorted(SYNC_USES))
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_streaming_body_api_behaves_as_without_instrumentation(
-    fault: str, use: str, instrumentor: Callable[[], None], telemetry: Telemetry
+    fault: str, use: str, instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     """botocore's ``StreamingBody``-only methods (aiobotocore's body has none of them)."""
     plain = run_uses(make_sync(), SYNC_USES[use], FAULTS[fault]())
@@ -181,7 +181,7 @@ def test_streaming_body_api_behaves_as_without_instrumentation(
 
 
 def test_the_app_gets_its_own_body_object_back(
-    instrumentor: Callable[[], None], telemetry: Telemetry
+    instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     """The body is the very object botocore built (its class, not a replacement)."""
     instrumentor()
@@ -240,7 +240,7 @@ def _stubbed_call(read_own_reference: bool) -> list[Any]:
 
 @pytest.mark.parametrize("own_reference", [True, False], ids=["own_reference", "response_body"])
 def test_stubbed_body_behaves_as_without_instrumentation(
-    own_reference: bool, instrumentor: Callable[[], None], telemetry: Telemetry
+    own_reference: bool, instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     plain = _stubbed_call(own_reference)
     instrumentor()

@@ -22,10 +22,10 @@ from otel_bedrock_tokens.facts import RequestFacts, RequestParams, ResponseFacts
 from otel_bedrock_tokens.model_id import parse_model_id
 from otel_bedrock_tokens.pricing import PriceBook, parse_price_document
 from otel_bedrock_tokens.settings import SettingError
-from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
+from otel_bedrock_tokens.telemetry import Instruments
 from otel_bedrock_tokens.usage import Usage
 
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 try:  # the [cost] extra; genai-prices 0.2 needs Python 3.11+
     from genai_prices import Usage as GenaiUsage
@@ -66,7 +66,7 @@ def genai_usd(ref: str, usage: dict[str, Any]) -> float:
     return float(calc_price(genai_usage, ref, provider_id="aws").total_price)
 
 
-def cost_total(telemetry: Telemetry, **attributes: Any) -> float:
+def cost_total(telemetry: TelemetryCapture, **attributes: Any) -> float:
     return sum(
         point.value
         for point in telemetry.points(names.COST)
@@ -77,7 +77,7 @@ def cost_total(telemetry: Telemetry, **attributes: Any) -> float:
 @needs_genai
 @pytest.mark.parametrize("system", [None, SYSTEM_5M, SYSTEM_1H], ids=["plain", "cache-5m", "cache-1h"])
 def test_span_cost_matches_genai_prices(
-    instrumented: Telemetry, emulator: BedrockEmulator, system: Any
+    instrumented: TelemetryCapture, emulator: BedrockEmulator, system: Any
 ) -> None:
     client = emulator.client()
     extra = {"system": system} if system else {}
@@ -89,7 +89,7 @@ def test_span_cost_matches_genai_prices(
 
 @needs_genai
 def test_cost_counter_sums_to_span_costs_over_real_calls(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     client = emulator.client()
     client.converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H)
@@ -111,7 +111,9 @@ def test_cost_counter_sums_to_span_costs_over_real_calls(
 
 
 @needs_genai
-def test_cost_points_carry_component_and_tier(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_cost_points_carry_component_and_tier(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     emulator.client().converse(
         modelId=HAIKU, messages=MESSAGES, system=SYSTEM_1H, serviceTier={"type": "default"}
     )
@@ -122,7 +124,7 @@ def test_cost_points_carry_component_and_tier(instrumented: Telemetry, emulator:
 
 
 @needs_genai
-def test_cache_savings_counter(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_cache_savings_counter(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     client = emulator.client()
     client.converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_5M)
     read = client.converse(modelId=HAIKU, messages=MESSAGES, system=SYSTEM_5M)["usage"][
@@ -137,7 +139,7 @@ def test_cache_savings_counter(instrumented: Telemetry, emulator: BedrockEmulato
 
 @needs_genai
 def test_prompt_router_call_priced_at_the_routed_model(
-    instrumented: Telemetry, emulator: BedrockEmulator
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     usage = emulator.client().converse(modelId=ROUTER, messages=MESSAGES)["usage"]
     (span,) = instrumented.spans()
@@ -145,7 +147,9 @@ def test_prompt_router_call_priced_at_the_routed_model(
 
 
 @needs_genai
-def test_a_tier_without_a_price_is_unpriced(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_a_tier_without_a_price_is_unpriced(
+    instrumented: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     emulator.reserve(HAIKU)
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES, serviceTier={"type": "reserved"})
     (span,) = instrumented.spans()
@@ -154,7 +158,7 @@ def test_a_tier_without_a_price_is_unpriced(instrumented: Telemetry, emulator: B
     assert instrumented.points(names.COST) == []
 
 
-def test_an_opaque_model_is_unpriced(instrumented: Telemetry, emulator: BedrockEmulator) -> None:
+def test_an_opaque_model_is_unpriced(instrumented: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.alias(PROFILE, HAIKU)
     emulator.client().converse(modelId=PROFILE, messages=MESSAGES)
     (span,) = instrumented.spans()
@@ -166,7 +170,7 @@ def test_an_opaque_model_is_unpriced(instrumented: Telemetry, emulator: BedrockE
 def test_user_price_file_prices_an_opaque_profile(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     make_instrumentor: Any,
     emulator: BedrockEmulator,
 ) -> None:
@@ -183,7 +187,7 @@ def test_user_price_file_prices_an_opaque_profile(
 
 
 def test_user_prices_for_the_priority_tier(
-    telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    telemetry: TelemetryCapture, make_instrumentor: Any, emulator: BedrockEmulator
 ) -> None:
     make_instrumentor(prices={HAIKU: {"priority": {"input_mtok": 1.4, "output_mtok": 7}}})
     usage = emulator.client().converse(modelId=HAIKU, messages=MESSAGES, serviceTier={"type": "priority"})[
@@ -205,11 +209,14 @@ def test_a_bad_price_file_fails_at_instrument(tmp_path: Path) -> None:
 
 
 def test_no_genai_prices_and_no_file_means_no_cost(
-    monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    monkeypatch: pytest.MonkeyPatch,
+    telemetry: TelemetryCapture,
+    make_instrumentor: Any,
+    emulator: BedrockEmulator,
 ) -> None:
     monkeypatch.setitem(sys.modules, "genai_prices", None)  # as if not installed: find_spec says None
     instrumentor = make_instrumentor()
-    assert type(instrumentor)._hook.lifecycle.telemetry.cost is None
+    assert type(instrumentor)._adapter.lifecycle.telemetry.cost is None
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES)
     (span,) = telemetry.spans()
     assert not any(key.startswith("bedrock_tokens.cost") for key in span.attributes)
@@ -229,7 +236,7 @@ def test_instrument_does_not_import_genai_prices() -> None:
 
 @needs_genai
 def test_money_budget_refuses_with_the_figures(
-    telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    telemetry: TelemetryCapture, make_instrumentor: Any, emulator: BedrockEmulator
 ) -> None:
     make_instrumentor(count_tokens="before", max_request_cost_usd=1e-7)
     with pytest.raises(TokenBudgetExceeded) as refused:
@@ -243,7 +250,7 @@ def test_money_budget_refuses_with_the_figures(
 
 @needs_genai
 def test_money_budget_lets_a_cheap_request_through(
-    telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    telemetry: TelemetryCapture, make_instrumentor: Any, emulator: BedrockEmulator
 ) -> None:
     make_instrumentor(count_tokens="before", max_request_cost_usd=1.0)
     emulator.client().converse(modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 500})
@@ -283,7 +290,7 @@ _CALL = st.tuples(
 @given(st.lists(_CALL, min_size=1, max_size=8))
 def test_cost_counter_sum_equals_span_costs(calls: list[tuple[Any, ...]]) -> None:
     exported = make_telemetry()
-    ours = OurTelemetry(
+    ours = Instruments(
         exported.tracer_provider,
         exported.meter_provider,
         PriceBook(_USER_PRICES, use_genai_prices=False),
@@ -299,7 +306,10 @@ def test_cost_counter_sum_equals_span_costs(calls: list[tuple[Any, ...]]) -> Non
 
 
 def test_a_pricing_fault_never_reaches_the_caller(
-    monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry, make_instrumentor: Any, emulator: BedrockEmulator
+    monkeypatch: pytest.MonkeyPatch,
+    telemetry: TelemetryCapture,
+    make_instrumentor: Any,
+    emulator: BedrockEmulator,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("price data broken")

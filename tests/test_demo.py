@@ -132,7 +132,7 @@ def test_the_check_says_when_points_passed_the_cardinality_limit() -> None:
 
     reader = InMemoryMetricReader()
     tight = View(meter_name="otel_bedrock_tokens.telemetry", aggregation_cardinality_limit=4)
-    telemetry = demo.Telemetry(
+    telemetry = demo.DemoProviders(
         TracerProvider(),
         MeterProvider(metric_readers=[reader], views=[tight]),
         reader,

@@ -20,12 +20,12 @@ from otel_bedrock_tokens import families
 from otel_bedrock_tokens.errors import error_type_of
 from otel_bedrock_tokens.facts import RequestParams, ResponseFacts
 from otel_bedrock_tokens.families import generic
+from otel_bedrock_tokens.json_object import parse_json_object
 from otel_bedrock_tokens.model_id import parse_model_id
 from otel_bedrock_tokens.operations import (
     OPERATIONS,
     converse_params,
     converse_usage,
-    parse_json_object,
     usage_from_headers,
 )
 from otel_bedrock_tokens.usage import Usage, token_count

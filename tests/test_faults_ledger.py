@@ -28,7 +28,7 @@ from botocore.retries.standard import ExponentialBackoff
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault, LedgerEntry
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 NOVA = "amazon.nova-micro-v1:0"
@@ -65,7 +65,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 @pytest.fixture
-def on(telemetry: Telemetry) -> Iterator[Telemetry]:
+def on(telemetry: TelemetryCapture) -> Iterator[TelemetryCapture]:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
@@ -134,7 +134,7 @@ def call(client: Any, operation: str, model: str, text: str) -> Outcome:
         return Outcome(operation, False, type(error).__name__)
 
 
-def our_spans(telemetry: Telemetry) -> list[Any]:
+def our_spans(telemetry: TelemetryCapture) -> list[Any]:
     return [span for span in telemetry.spans() if span.instrumentation_scope.name == SCOPE]
 
 
@@ -152,11 +152,11 @@ def billed_usage(entry: LedgerEntry) -> tuple[int, int, int, int]:
     return (entry.total_input_tokens, entry.output_tokens, entry.cache_read_tokens, entry.cache_write_tokens)
 
 
-def metric_sum(telemetry: Telemetry, name: str, key: str, value: str) -> int:
+def metric_sum(telemetry: TelemetryCapture, name: str, key: str, value: str) -> int:
     return int(telemetry.histogram_sum(name, **{key: value}))
 
 
-def account(telemetry: Telemetry, emulator: BedrockEmulator) -> dict[str, Any]:
+def account(telemetry: TelemetryCapture, emulator: BedrockEmulator) -> dict[str, Any]:
     """Match every span to the ledger and check the rules in this module's docstring."""
     spans = our_spans(telemetry)
     entries = {entry.request_id: entry for entry in emulator.ledger.entries()}
@@ -209,7 +209,7 @@ def account(telemetry: Telemetry, emulator: BedrockEmulator) -> dict[str, Any]:
     return {"spans": by_request, "billed": billed_with_span, "entries": entries}
 
 
-def only_span(telemetry: Telemetry) -> Any:
+def only_span(telemetry: TelemetryCapture) -> Any:
     (span,) = our_spans(telemetry)
     return span
 
@@ -228,7 +228,7 @@ def only_span(telemetry: Telemetry) -> Any:
     ids=["throttle", "500", "503"],
 )
 def test_retried_errors_then_success(
-    on: Telemetry, emulator: BedrockEmulator, operation: str, fault: Fault, code: str
+    on: TelemetryCapture, emulator: BedrockEmulator, operation: str, fault: Fault, code: str
 ) -> None:
     emulator.inject(fault, operation=operation, times=2)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
@@ -243,7 +243,7 @@ def test_retried_errors_then_success(
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_retries_exhausted_record_the_error_and_no_tokens(
-    on: Telemetry, emulator: BedrockEmulator, operation: str
+    on: TelemetryCapture, emulator: BedrockEmulator, operation: str
 ) -> None:
     emulator.inject(Fault.throttle(), operation=operation, times=3)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
@@ -254,7 +254,7 @@ def test_retries_exhausted_record_the_error_and_no_tokens(
     account(on, emulator)
 
 
-def test_connection_reset_before_the_body_is_retried(on: Telemetry, emulator: BedrockEmulator) -> None:
+def test_connection_reset_before_the_body_is_retried(on: TelemetryCapture, emulator: BedrockEmulator) -> None:
     """Converse: a reset right after the headers is retried by botocore; one span, the retry's usage."""
     emulator.inject(Fault.connection_reset(after_bytes=0), operation="Converse")
     assert call(emulator.client(retries=RETRIES), "Converse", HAIKU, "Is it raining?").ok
@@ -264,7 +264,7 @@ def test_connection_reset_before_the_body_is_retried(on: Telemetry, emulator: Be
 
 @pytest.mark.parametrize("operation", ["InvokeModel", *STREAMS])
 def test_connection_reset_before_the_body_reaches_the_app(
-    on: Telemetry, emulator: BedrockEmulator, operation: str
+    on: TelemetryCapture, emulator: BedrockEmulator, operation: str
 ) -> None:
     """InvokeModel and the streams hand the body over unread: a reset right after the headers is
     met when reading, as without instrumentation; the span ends in error, the ledger still agrees."""
@@ -275,7 +275,7 @@ def test_connection_reset_before_the_body_reaches_the_app(
     account(on, emulator)
 
 
-def test_converse_reset_mid_body_is_retried(on: Telemetry, emulator: BedrockEmulator) -> None:
+def test_converse_reset_mid_body_is_retried(on: TelemetryCapture, emulator: BedrockEmulator) -> None:
     emulator.inject(Fault.connection_reset(after_bytes=20), operation="Converse")
     assert call(emulator.client(retries=RETRIES), "Converse", HAIKU, "Is it raining?").ok
     assert only_span(on).attributes[RETRY_ATTEMPTS] == 1
@@ -285,7 +285,7 @@ def test_converse_reset_mid_body_is_retried(on: Telemetry, emulator: BedrockEmul
 
 
 def test_invoke_model_reset_mid_body_keeps_the_billed_header_tokens(
-    on: Telemetry, emulator: BedrockEmulator
+    on: TelemetryCapture, emulator: BedrockEmulator
 ) -> None:
     """InvokeModel's token headers arrive before the body: the ledger bills them although the body
     read fails, and so do we (with ``error.type``); the app meets the read error as without us."""
@@ -301,7 +301,7 @@ def test_invoke_model_reset_mid_body_keeps_the_billed_header_tokens(
 
 
 @pytest.mark.parametrize("operation", STREAMS)
-def test_stream_reset_mid_body(on: Telemetry, emulator: BedrockEmulator, operation: str) -> None:
+def test_stream_reset_mid_body(on: TelemetryCapture, emulator: BedrockEmulator, operation: str) -> None:
     """Reset inside a stream: the app's iteration raises; nothing billed; the span ends in error."""
     emulator.inject(Fault.connection_reset(after_bytes=300), operation=operation)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
@@ -315,7 +315,7 @@ def test_stream_reset_mid_body(on: Telemetry, emulator: BedrockEmulator, operati
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_read_timeout_is_retried(on: Telemetry, emulator: BedrockEmulator, operation: str) -> None:
+def test_read_timeout_is_retried(on: TelemetryCapture, emulator: BedrockEmulator, operation: str) -> None:
     """A first byte slower than the read timeout: botocore retries; one span with the retry's usage.
     (The emulator bills the abandoned attempt when it writes it late, as Bedrock would: no client
     can see those tokens; ``account`` checks that is the only billed call without a span.)"""
@@ -328,7 +328,9 @@ def test_read_timeout_is_retried(on: Telemetry, emulator: BedrockEmulator, opera
     assert len(account(on, emulator)["billed"]) == 1
 
 
-def test_read_timeout_without_retries_records_the_error(on: Telemetry, emulator: BedrockEmulator) -> None:
+def test_read_timeout_without_retries_records_the_error(
+    on: TelemetryCapture, emulator: BedrockEmulator
+) -> None:
     emulator.inject(Fault.slow_first_byte(0.6), operation="Converse")
     outcome = call(emulator.client(retries=0, read_timeout=0.2), "Converse", HAIKU, "Is it raining?")
     assert (outcome.ok, outcome.error) == (False, "ReadTimeoutError")
@@ -351,7 +353,7 @@ def test_read_timeout_without_retries_records_the_error(on: Telemetry, emulator:
     ids=["model-stream-error", "throttling", "error-frame"],
 )
 def test_stream_exception_frames(
-    on: Telemetry, emulator: BedrockEmulator, operation: str, fault: Fault, code: str
+    on: TelemetryCapture, emulator: BedrockEmulator, operation: str, fault: Fault, code: str
 ) -> None:
     emulator.inject(fault, operation=operation)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
@@ -366,7 +368,9 @@ def test_stream_exception_frames(
 
 @pytest.mark.parametrize("operation", STREAMS)
 @pytest.mark.parametrize("mid_frame", [False, True])
-def test_truncated_streams(on: Telemetry, emulator: BedrockEmulator, operation: str, mid_frame: bool) -> None:
+def test_truncated_streams(
+    on: TelemetryCapture, emulator: BedrockEmulator, operation: str, mid_frame: bool
+) -> None:
     emulator.inject(Fault.truncated_stream(after_events=3, mid_frame=mid_frame), operation=operation)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
     assert outcome.ok  # botocore ends a cut stream quietly
@@ -378,7 +382,7 @@ def test_truncated_streams(on: Telemetry, emulator: BedrockEmulator, operation: 
 
 
 @pytest.mark.parametrize("operation", STREAMS)
-def test_malformed_stream_frame(on: Telemetry, emulator: BedrockEmulator, operation: str) -> None:
+def test_malformed_stream_frame(on: TelemetryCapture, emulator: BedrockEmulator, operation: str) -> None:
     emulator.inject(Fault.malformed_body(), operation=operation)
     outcome = call(emulator.client(retries=RETRIES), operation, HAIKU, "Is it raining?")
     assert (outcome.ok, outcome.error) == (False, "ChecksumMismatch")
@@ -387,7 +391,7 @@ def test_malformed_stream_frame(on: Telemetry, emulator: BedrockEmulator, operat
 
 
 @pytest.mark.parametrize("operation", ["InvokeModel", "Converse"])
-def test_malformed_plain_body(on: Telemetry, emulator: BedrockEmulator, operation: str) -> None:
+def test_malformed_plain_body(on: TelemetryCapture, emulator: BedrockEmulator, operation: str) -> None:
     """A 200 whose JSON is cut short: InvokeModel still bills (and we record) the header tokens;
     Converse bills nothing and we record no tokens."""
     emulator.inject(Fault.malformed_body(), operation=operation)
@@ -421,7 +425,7 @@ FAULTS: tuple[tuple[Callable[[], Fault], tuple[str, ...]], ...] = (
 )
 
 
-def test_mixed_workload_matches_the_ledger(on: Telemetry, emulator: BedrockEmulator) -> None:
+def test_mixed_workload_matches_the_ledger(on: TelemetryCapture, emulator: BedrockEmulator) -> None:
     """120 calls over four operations and four model families, a third of them hit by a fault
     (some retried to success, some not): per call and in total, telemetry equals the ledger."""
     rng = random.Random(20240611)

@@ -21,7 +21,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CHILD = Path(__file__).resolve().parent / "finalizer_child.py"
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_abandoned.py"
@@ -108,7 +108,7 @@ def test_short_soak_of_abandoned_streams_under_a_fast_reader() -> None:
 
 
 def test_aio_stream_ended_off_its_loop_settles_its_late_prediction_on_the_loop(
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
 ) -> None:
     """An abandoned aiobotocore stream is ended by the reaper or on another thread, not on its loop:
     the CountTokens task still in flight gets its completion callback through the loop (asyncio tasks

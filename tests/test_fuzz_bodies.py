@@ -33,7 +33,7 @@ from .support.fuzzing import (
     uninstrumented,
 )
 from .support.replay import Interaction, answer, replay_server
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 #: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
 pytestmark = pytest.mark.slow
@@ -243,7 +243,7 @@ def error_headers(draw: st.DrawFn) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
-def check_span(telemetry: Telemetry) -> None:
+def check_span(telemetry: TelemetryCapture) -> None:
     """Exactly one span, and every token attribute on it a non-negative int (never a wrong number)."""
     (span,) = our_spans(telemetry)
     for key, value in span.attributes.items():

@@ -13,7 +13,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Tell me about interrupts."}]}]
@@ -40,7 +40,7 @@ class Raiser:
         raise self.raised
 
 
-def instrument(telemetry: Telemetry, hook: str, raiser: Raiser) -> BedrockTokensInstrumentor:
+def instrument(telemetry: TelemetryCapture, hook: str, raiser: Raiser) -> BedrockTokensInstrumentor:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **{hook: raiser}
@@ -58,7 +58,9 @@ def expected_error_type(interrupt: type[BaseException]) -> str:
     return interrupt.__qualname__  # builtins: the bare class name, as errors.error_type_of gives it
 
 
-def assert_recorded(telemetry: Telemetry, interrupt: type[BaseException], hook: str, operation: str) -> None:
+def assert_recorded(
+    telemetry: TelemetryCapture, interrupt: type[BaseException], hook: str, operation: str
+) -> None:
     error_type = expected_error_type(interrupt)
     (span,) = telemetry.spans()  # exported: it ended
     assert span.end_time is not None
@@ -84,7 +86,11 @@ def assert_recorded(telemetry: Telemetry, interrupt: type[BaseException], hook: 
 @HOOKS
 @KINDS
 def test_sync_hook_interrupt_ends_the_span_and_propagates(
-    interrupt: type[BaseException], hook: str, operation: str, emulator: BedrockEmulator, telemetry: Telemetry
+    interrupt: type[BaseException],
+    hook: str,
+    operation: str,
+    emulator: BedrockEmulator,
+    telemetry: TelemetryCapture,
 ) -> None:
     raiser = Raiser(interrupt)
     client = emulator.client()
@@ -105,7 +111,11 @@ def test_sync_hook_interrupt_ends_the_span_and_propagates(
 @HOOKS
 @KINDS
 def test_aio_hook_interrupt_ends_the_span_and_propagates(
-    interrupt: type[BaseException], hook: str, operation: str, emulator: BedrockEmulator, telemetry: Telemetry
+    interrupt: type[BaseException],
+    hook: str,
+    operation: str,
+    emulator: BedrockEmulator,
+    telemetry: TelemetryCapture,
 ) -> None:
     pytest.importorskip("aiobotocore")
     from .support.aio import aio_client, run

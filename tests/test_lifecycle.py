@@ -27,7 +27,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
 from .support.replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 from .support.transports import Driver, aio_available
 
 OUR_SCOPE = "otel_bedrock_tokens"
@@ -60,7 +60,7 @@ def pristine_botocore() -> Iterator[None]:
             aio_class._make_api_call = aio_make_api_call
 
 
-def _instrument(instrumentor: Any, telemetry: Telemetry) -> None:
+def _instrument(instrumentor: Any, telemetry: TelemetryCapture) -> None:
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )
@@ -88,7 +88,7 @@ def _owner(scope_name: str) -> str:
     return "theirs"
 
 
-def _scopes(telemetry: Telemetry) -> list[str]:
+def _scopes(telemetry: TelemetryCapture) -> list[str]:
     return sorted(_owner(span.instrumentation_scope.name) for span in telemetry.spans())
 
 
@@ -96,7 +96,7 @@ def _scopes(telemetry: Telemetry) -> list[str]:
 
 
 def test_uninstrument_restores_the_original_function(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     patched = transport.patched_class()
     original = patched.__dict__["_make_api_call"]
@@ -109,7 +109,7 @@ def test_uninstrument_restores_the_original_function(
 
 
 def test_instrument_twice_measures_each_call_once(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
@@ -120,7 +120,7 @@ def test_instrument_twice_measures_each_call_once(
 
 
 def test_instrument_twice_then_uninstrument_once_restores_the_original(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     patched = transport.patched_class()
     original = patched.__dict__["_make_api_call"]
@@ -132,7 +132,7 @@ def test_instrument_twice_then_uninstrument_once_restores_the_original(
 
 
 def test_nothing_is_measured_after_uninstrument(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
@@ -142,7 +142,7 @@ def test_nothing_is_measured_after_uninstrument(
 
 
 def test_instrument_again_after_uninstrument_measures_each_call_once(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
@@ -160,7 +160,7 @@ def test_uninstrument_without_instrument_is_harmless(transport: Driver, pristine
 
 
 def test_suppress_instrumentation_records_nothing(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     with suppress_instrumentation():
         bodies = _call_on(transport, replayer)
@@ -170,7 +170,7 @@ def test_suppress_instrumentation_records_nothing(
 
 
 def test_measuring_resumes_after_suppression(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     with suppress_instrumentation():
         _call_on(transport, replayer)
@@ -179,7 +179,7 @@ def test_measuring_resumes_after_suppression(
 
 
 def test_a_stream_in_flight_at_uninstrument_still_ends_its_span(
-    transport: Driver, pristine_botocore: None, telemetry: Telemetry
+    transport: Driver, pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     _instrument(instrumentor, telemetry)
@@ -191,7 +191,7 @@ def test_a_stream_in_flight_at_uninstrument_still_ends_its_span(
     assert span.attributes["bedrock_tokens.stream.end"] == "completed"
 
 
-def test_sync_and_async_clients_share_settings(pristine_botocore: None, telemetry: Telemetry) -> None:
+def test_sync_and_async_clients_share_settings(pristine_botocore: None, telemetry: TelemetryCapture) -> None:
     pytest.importorskip("aiobotocore")
     from .support.transports import AioDriver
 
@@ -215,7 +215,7 @@ def test_sync_and_async_clients_share_settings(pristine_botocore: None, telemetr
 
 
 def test_the_patched_aio_method_is_still_a_coroutine_function(
-    pristine_botocore: None, telemetry: Telemetry
+    pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     """Code that checks ``inspect.iscoroutinefunction`` on the method sees what aiobotocore has."""
     pytest.importorskip("aiobotocore")
@@ -234,13 +234,15 @@ def test_the_patched_aio_method_is_still_a_coroutine_function(
 
 @pytest.mark.parametrize("keyword", ["request_hook", "response_hook"])
 def test_non_callable_hook_is_a_clear_error_naming_the_setting(
-    keyword: str, pristine_botocore: None, telemetry: Telemetry
+    keyword: str, pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     with pytest.raises(ValueError, match=rf"{keyword}.*callable"):
         BedrockTokensInstrumentor().instrument(tracer_provider=telemetry.tracer_provider, **{keyword: 42})
 
 
-def test_settings_error_leaves_botocore_unpatched(pristine_botocore: None, telemetry: Telemetry) -> None:
+def test_settings_error_leaves_botocore_unpatched(
+    pristine_botocore: None, telemetry: TelemetryCapture
+) -> None:
     original = BaseClient.__dict__["_make_api_call"]
     with pytest.raises(ValueError):
         BedrockTokensInstrumentor().instrument(request_hook="not callable")
@@ -254,7 +256,7 @@ ORDERS = pytest.mark.parametrize("order", ["theirs_first", "ours_first"])
 
 
 @pytest.fixture
-def both(order: str, pristine_botocore: None, telemetry: Telemetry) -> Telemetry:
+def both(order: str, pristine_botocore: None, telemetry: TelemetryCapture) -> TelemetryCapture:
     ours, theirs = BedrockTokensInstrumentor(), BotocoreInstrumentor()
     for instrumentor in (theirs, ours) if order == "theirs_first" else (ours, theirs):
         _instrument(instrumentor, telemetry)
@@ -262,12 +264,12 @@ def both(order: str, pristine_botocore: None, telemetry: Telemetry) -> Telemetry
 
 
 @ORDERS
-def test_both_leave_the_result_unchanged(both: Telemetry, replayer: Replayer) -> None:
+def test_both_leave_the_result_unchanged(both: TelemetryCapture, replayer: Replayer) -> None:
     assert _call(replayer) == PROMPT_CACHE.body
 
 
 @ORDERS
-def test_both_give_two_spans_one_the_parent_of_the_other(both: Telemetry, replayer: Replayer) -> None:
+def test_both_give_two_spans_one_the_parent_of_the_other(both: TelemetryCapture, replayer: Replayer) -> None:
     _call(replayer)
     assert _scopes(both) == ["ours", "theirs"]
     inner, outer = both.spans()  # the inner span ends first
@@ -275,7 +277,7 @@ def test_both_give_two_spans_one_the_parent_of_the_other(both: Telemetry, replay
 
 
 @ORDERS
-def test_ours_is_always_the_inner_span(order: str, both: Telemetry, replayer: Replayer) -> None:
+def test_ours_is_always_the_inner_span(order: str, both: TelemetryCapture, replayer: Replayer) -> None:
     """We wrap below any existing wrapper (so their uninstrument() cannot strip us): their AWS SDK
     span is the parent of our GenAI span, whichever was instrumented first."""
     _call(replayer)
@@ -288,7 +290,9 @@ def test_ours_is_always_the_inner_span(order: str, both: Telemetry, replayer: Re
 
 
 @ORDERS
-def test_both_record_token_metrics_ours_including_the_cache(both: Telemetry, replayer: Replayer) -> None:
+def test_both_record_token_metrics_ours_including_the_cache(
+    both: TelemetryCapture, replayer: Replayer
+) -> None:
     _call(replayer)
     by_scope: dict[str, float] = {}
     data = both.reader.get_metrics_data()
@@ -305,7 +309,7 @@ def test_both_record_token_metrics_ours_including_the_cache(both: Telemetry, rep
 
 
 @ORDERS
-def test_uninstrumenting_ours_leaves_theirs_working(both: Telemetry, replayer: Replayer) -> None:
+def test_uninstrumenting_ours_leaves_theirs_working(both: TelemetryCapture, replayer: Replayer) -> None:
     BedrockTokensInstrumentor().uninstrument()
     assert _call(replayer) == PROMPT_CACHE.body
     assert _scopes(both) == ["theirs"]
@@ -318,7 +322,7 @@ def test_uninstrumenting_ours_leaves_theirs_working(both: Telemetry, replayer: R
         "ours_first",
     ],
 )
-def test_uninstrumenting_theirs_leaves_ours_working(both: Telemetry, replayer: Replayer) -> None:
+def test_uninstrumenting_theirs_leaves_ours_working(both: TelemetryCapture, replayer: Replayer) -> None:
     BotocoreInstrumentor().uninstrument()
     assert _call(replayer) == PROMPT_CACHE.body
     assert _scopes(both) == ["ours"]
@@ -326,7 +330,7 @@ def test_uninstrumenting_theirs_leaves_ours_working(both: Telemetry, replayer: R
 
 @pytest.mark.parametrize("order", ["theirs_first", "ours_first"])
 def test_uninstrumenting_theirs_then_ours_measures_nothing(
-    order: str, both: Telemetry, replayer: Replayer
+    order: str, both: TelemetryCapture, replayer: Replayer
 ) -> None:
     BotocoreInstrumentor().uninstrument()
     BedrockTokensInstrumentor().uninstrument()
@@ -336,7 +340,7 @@ def test_uninstrumenting_theirs_then_ours_measures_nothing(
 
 @ORDERS
 def test_uninstrumenting_ours_then_theirs_measures_nothing(
-    order: str, both: Telemetry, replayer: Replayer
+    order: str, both: TelemetryCapture, replayer: Replayer
 ) -> None:
     BedrockTokensInstrumentor().uninstrument()
     BotocoreInstrumentor().uninstrument()
@@ -345,7 +349,7 @@ def test_uninstrumenting_ours_then_theirs_measures_nothing(
 
 
 def test_uninstrumenting_ours_under_theirs_removes_our_wrapper(
-    pristine_botocore: None, telemetry: Telemetry
+    pristine_botocore: None, telemetry: TelemetryCapture
 ) -> None:
     import wrapt
 
@@ -361,7 +365,7 @@ def test_uninstrumenting_ours_under_theirs_removes_our_wrapper(
 
 
 def test_a_call_under_both_with_a_claude_body_keeps_bytes(
-    pristine_botocore: None, telemetry: Telemetry, replayer: Replayer
+    pristine_botocore: None, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     """The official library also reads and replaces the InvokeModel body: two replacements in a row."""
     _instrument(BotocoreInstrumentor(), telemetry)

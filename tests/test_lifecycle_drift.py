@@ -14,7 +14,7 @@ from otel_bedrock_tokens import TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.telemetry import Call
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "far more than three tokens in this prompt"}]}]
@@ -50,7 +50,7 @@ class RaisingOnEnd(SpanProcessor):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_refused_request_is_not_sent_when_ending_the_span_raises(
-    transport: str, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    transport: str, emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     telemetry.tracer_provider.add_span_processor(RaisingOnEnd())
     make_instrumentor(count_tokens="before", max_input_tokens=3)
@@ -63,7 +63,7 @@ def test_refused_request_is_not_sent_when_ending_the_span_raises(
 def test_failed_activation_still_ends_the_span_once(
     transport: str,
     emulator: BedrockEmulator,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     make_instrumentor: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

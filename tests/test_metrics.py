@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .support.replay import RECORDINGS, Replayer, call_recorded, claude_body, load, synthetic, token_headers
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -30,33 +30,37 @@ def _by(points: list[Any], key: str) -> dict[str, float]:
     return {point.attributes[key]: point.sum for point in points}
 
 
-def test_input_tokens_include_cache_read_and_write(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_input_tokens_include_cache_read_and_write(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     _invoke(replayer, input_tokens=10, output_tokens=5, cache_read=100, cache_write=1000)
     assert _by(instrumented.points(TOKENS), "gen_ai.token.type") == {"input": 1110, "output": 5}
 
 
-def test_cache_points_for_read_and_write(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_cache_points_for_read_and_write(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer, input_tokens=10, output_tokens=5, cache_read=100, cache_write=1000)
     assert _by(instrumented.points(CACHE), "bedrock_tokens.cache.type") == {"read": 100, "write": 1000}
 
 
-def test_cache_write_only_gives_no_read_point(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_cache_write_only_gives_no_read_point(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer, input_tokens=4, output_tokens=50, cache_read=0, cache_write=18131)
     assert _by(instrumented.points(CACHE), "bedrock_tokens.cache.type") == {"write": 18131}
 
 
-def test_cache_read_only_gives_no_write_point(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_cache_read_only_gives_no_write_point(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer, input_tokens=4, output_tokens=50, cache_read=18131, cache_write=0)
     assert _by(instrumented.points(CACHE), "bedrock_tokens.cache.type") == {"read": 18131}
 
 
-def test_no_cache_points_when_the_cache_was_not_used(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_no_cache_points_when_the_cache_was_not_used(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     _invoke(replayer, input_tokens=4, output_tokens=50, cache_read=0, cache_write=0)
     _invoke(replayer, input_tokens=4, output_tokens=50)
     assert instrumented.points(CACHE) == []
 
 
-def test_recorded_prompt_cache_pair(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_recorded_prompt_cache_pair(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     """The recorded write-then-read pair: input points 18135 twice, one write and one read point."""
     interactions = load(
         RECORDINGS / "openllmetry" / "traces__test_prompt_caching__test_invoke_model_cache_tokens.yaml"
@@ -69,7 +73,7 @@ def test_recorded_prompt_cache_pair(instrumented: Telemetry, replayer: Replayer)
     assert _by(instrumented.points(CACHE), "bedrock_tokens.cache.type") == {"read": 18131, "write": 18131}
 
 
-def test_token_points_carry_the_common_attributes(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_token_points_carry_the_common_attributes(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer, input_tokens=10, output_tokens=5)
     port = int(replayer.endpoint_url.rsplit(":", 1)[1])
     for point in instrumented.points(TOKENS):
@@ -85,7 +89,7 @@ def test_token_points_carry_the_common_attributes(instrumented: Telemetry, repla
 
 
 def test_duration_carries_the_common_attributes_without_error_type(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     _invoke(replayer, input_tokens=10, output_tokens=5)
     (point,) = instrumented.points(DURATION)
@@ -94,7 +98,7 @@ def test_duration_carries_the_common_attributes_without_error_type(
     assert point.count == 1 and 0 < point.sum < 10
 
 
-def test_duration_has_error_type_on_failure(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_duration_has_error_type_on_failure(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     (interaction,) = load(RECORDINGS / "otel-contrib" / "test_invoke_model_with_invalid_model.yaml")
     replayer.serve(interaction)
     with pytest.raises(ClientError):
@@ -104,7 +108,7 @@ def test_duration_has_error_type_on_failure(instrumented: Telemetry, replayer: R
     assert point.attributes["gen_ai.request.model"] == "does-not-exist"
 
 
-def test_failed_call_records_no_token_points(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_failed_call_records_no_token_points(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     (interaction,) = load(RECORDINGS / "otel-contrib" / "test_converse_with_invalid_model.yaml")
     replayer.serve(interaction)
     with pytest.raises(ClientError):
@@ -113,7 +117,7 @@ def test_failed_call_records_no_token_points(instrumented: Telemetry, replayer: 
     assert instrumented.points(CACHE) == []
 
 
-def test_unknown_usage_records_no_token_points(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_unknown_usage_records_no_token_points(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     """No headers and no usage in the body: nothing is made up, the duration is still there."""
     interaction = synthetic(b'{"outputs": [{"text": "x"}]}', headers=(("Content-Type", "application/json"),))
     replayer.serve(interaction)
@@ -131,7 +135,7 @@ def test_unknown_usage_records_no_token_points(instrumented: Telemetry, replayer
     ],
 )
 def test_advisory_buckets_and_units(
-    metric: str, unit: str, bounds: tuple[float, ...], instrumented: Telemetry, replayer: Replayer
+    metric: str, unit: str, bounds: tuple[float, ...], instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     _invoke(replayer, input_tokens=10, output_tokens=5, cache_read=3)
     data = instrumented.reader.get_metrics_data()
@@ -144,7 +148,7 @@ def test_advisory_buckets_and_units(
         assert tuple(point.explicit_bounds) == bounds
 
 
-def test_converse_tokens_include_cache(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_converse_tokens_include_cache(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     body = (
         b'{"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}, '
         b'"stopReason": "end_turn", '

@@ -13,7 +13,7 @@ from otel_bedrock_tokens.families import family_for
 from otel_bedrock_tokens.model_id import parse_model_id
 
 from .support.replay import Replayer, call_recorded, claude_body, synthetic, token_headers
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -158,7 +158,9 @@ def test_parse_never_raises_on_arn_like_text(text: str) -> None:
 
 
 @form_ids
-def test_request_model_keeps_the_id_exactly(form: Form, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_request_model_keeps_the_id_exactly(
+    form: Form, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     interaction = synthetic(claude_body(), model_id=form.model_id)
     replayer.serve(interaction)
     call_recorded(replayer.client, interaction)["body"].read()
@@ -168,7 +170,9 @@ def test_request_model_keeps_the_id_exactly(form: Form, instrumented: Telemetry,
 
 
 @form_ids
-def test_tokens_from_headers_for_every_form(form: Form, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_tokens_from_headers_for_every_form(
+    form: Form, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     headers = token_headers(input_tokens=21, output_tokens=9, cache_read=100, cache_write=0)
     interaction = synthetic(claude_body(1, 1), model_id=form.model_id, headers=headers)
     replayer.serve(interaction)
@@ -182,7 +186,7 @@ def test_tokens_from_headers_for_every_form(form: Form, instrumented: Telemetry,
 
 @form_ids
 def test_tokens_from_claude_body_without_headers_for_every_form(
-    form: Form, instrumented: Telemetry, replayer: Replayer
+    form: Form, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     """No token headers: the body's usage is read, by the id's family or, for opaque ids, by shape."""
     body = claude_body(input_tokens=30, output_tokens=12, cache_read=5, cache_write=7)
@@ -198,7 +202,7 @@ def test_tokens_from_claude_body_without_headers_for_every_form(
 
 @form_ids
 def test_converse_request_model_keeps_the_id_exactly(
-    form: Form, instrumented: Telemetry, replayer: Replayer
+    form: Form, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     body = b'{"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}, '
     body += b'"stopReason": "end_turn", "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, '
@@ -219,7 +223,7 @@ def test_converse_request_model_keeps_the_id_exactly(
     )
 
 
-def test_the_wire_carries_the_percent_encoded_id(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_the_wire_carries_the_percent_encoded_id(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     form = FORMS[-1]
     interaction = synthetic(claude_body(), model_id=form.model_id)
     replayer.serve(interaction)
@@ -230,7 +234,7 @@ def test_the_wire_carries_the_percent_encoded_id(instrumented: Telemetry, replay
 
 @pytest.mark.parametrize("form", OPAQUE, ids=[f.model_id for f in OPAQUE])
 def test_opaque_ids_have_no_family_but_still_get_header_tokens(
-    form: Form, instrumented: Telemetry, replayer: Replayer
+    form: Form, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     """An opaque id with a body that has no usage at all (Mistral-like): only the headers tell."""
     body = b'{"outputs": [{"text": "Hi", "stop_reason": "stop"}]}'

@@ -21,7 +21,7 @@ from opentelemetry.trace import StatusCode
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, operations
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
-from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
+from otel_bedrock_tokens.telemetry import Instruments
 
 from .support.replay import (
     RawServer,
@@ -34,13 +34,13 @@ from .support.replay import (
     synthetic,
     token_headers,
 )
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 LOGGER = "otel_bedrock_tokens"
 
 
 @contextmanager
-def instrumentation(telemetry: Telemetry, **kwargs: Any) -> Iterator[None]:
+def instrumentation(telemetry: TelemetryCapture, **kwargs: Any) -> Iterator[None]:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **kwargs
@@ -68,13 +68,17 @@ def qualified(cls: type) -> str:
 NOT_JSON = b"\x00\xff not json {\n\xe2\x82\xac" + bytes(range(256))
 
 
-def test_non_json_body_reaches_the_caller_byte_exact(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_non_json_body_reaches_the_caller_byte_exact(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
     replayer.serve(interaction)
     assert call_recorded(replayer.client, interaction)["body"].read() == NOT_JSON
 
 
-def test_non_json_body_still_gets_the_header_tokens(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_non_json_body_still_gets_the_header_tokens(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
     replayer.serve(interaction)
     call_recorded(replayer.client, interaction)["body"].read()
@@ -86,7 +90,7 @@ def test_non_json_body_still_gets_the_header_tokens(instrumented: Telemetry, rep
     assert span.status.status_code is StatusCode.UNSET
 
 
-def test_empty_body_reaches_the_caller_empty(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_empty_body_reaches_the_caller_empty(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     interaction = synthetic(b"", headers=token_headers(5, 6))
     replayer.serve(interaction)
     assert call_recorded(replayer.client, interaction)["body"].read() == b""
@@ -139,7 +143,7 @@ def _first_read_outcome(respond: Any, make: Callable[[str], Any]) -> Any:
         return outcome_of(body.read)
 
 
-def test_truncated_body_caller_meets_the_same_exception_class(telemetry: Telemetry) -> None:
+def test_truncated_body_caller_meets_the_same_exception_class(telemetry: TelemetryCapture) -> None:
     plain = _first_read_outcome(_truncated, make_client)
     with instrumentation(telemetry):
         measured = _first_read_outcome(_truncated, make_client)
@@ -147,7 +151,7 @@ def test_truncated_body_caller_meets_the_same_exception_class(telemetry: Telemet
     assert measured is plain
 
 
-def test_truncated_body_span_records_an_error(telemetry: Telemetry) -> None:
+def test_truncated_body_span_records_an_error(telemetry: TelemetryCapture) -> None:
     with instrumentation(telemetry):
         _first_read_outcome(_truncated, make_client)
     (span,) = telemetry.spans()
@@ -155,7 +159,7 @@ def test_truncated_body_span_records_an_error(telemetry: Telemetry) -> None:
     assert span.status.status_code is StatusCode.ERROR
 
 
-def test_truncated_body_error_type_names_what_the_caller_meets(telemetry: Telemetry) -> None:
+def test_truncated_body_error_type_names_what_the_caller_meets(telemetry: TelemetryCapture) -> None:
     plain = _first_read_outcome(_truncated, make_client)
     with instrumentation(telemetry):
         _first_read_outcome(_truncated, make_client)
@@ -163,7 +167,7 @@ def test_truncated_body_error_type_names_what_the_caller_meets(telemetry: Teleme
     assert span.attributes["error.type"] == qualified(plain)
 
 
-def test_reset_body_caller_meets_the_same_exception_class(telemetry: Telemetry) -> None:
+def test_reset_body_caller_meets_the_same_exception_class(telemetry: TelemetryCapture) -> None:
     plain_server = _Resetting()
     plain = _first_read_outcome(plain_server, plain_server.client)
     with instrumentation(telemetry):
@@ -173,7 +177,7 @@ def test_reset_body_caller_meets_the_same_exception_class(telemetry: Telemetry) 
     assert measured is plain
 
 
-def test_reset_body_error_type_names_what_the_caller_meets(telemetry: Telemetry) -> None:
+def test_reset_body_error_type_names_what_the_caller_meets(telemetry: TelemetryCapture) -> None:
     with instrumentation(telemetry):
         server = _Resetting()
         met = _first_read_outcome(server, server.client)
@@ -181,7 +185,7 @@ def test_reset_body_error_type_names_what_the_caller_meets(telemetry: Telemetry)
     assert span.attributes["error.type"] == qualified(met)
 
 
-def test_truncated_body_duration_has_the_error_type(telemetry: Telemetry) -> None:
+def test_truncated_body_duration_has_the_error_type(telemetry: TelemetryCapture) -> None:
     with instrumentation(telemetry):
         _first_read_outcome(_truncated, make_client)
     (point,) = telemetry.points("gen_ai.client.operation.duration")
@@ -222,13 +226,13 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_parser_raising_leaves_the_caller_bytes_identical(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer
+    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     assert _claude_call(replayer) == BODY
 
 
 def test_parser_raising_writes_a_debug_log(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     _claude_call(replayer)
@@ -236,7 +240,7 @@ def test_parser_raising_writes_a_debug_log(
 
 
 def test_parser_raising_still_ends_the_span(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer
+    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     _claude_call(replayer)
     (span,) = instrumented.spans()
@@ -244,20 +248,20 @@ def test_parser_raising_still_ends_the_span(
 
 
 def test_telemetry_start_raising_leaves_the_caller_bytes_identical(
-    monkeypatch: pytest.MonkeyPatch, instrumented: Telemetry, replayer: Replayer
+    monkeypatch: pytest.MonkeyPatch, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
-    monkeypatch.setattr(OurTelemetry, "start", _boom)
+    monkeypatch.setattr(Instruments, "start", _boom)
     assert _claude_call(replayer) == BODY
     assert instrumented.spans() == ()
 
 
 def test_telemetry_start_raising_writes_a_debug_log(
     monkeypatch: pytest.MonkeyPatch,
-    instrumented: Telemetry,
+    instrumented: TelemetryCapture,
     replayer: Replayer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(OurTelemetry, "start", _boom)
+    monkeypatch.setattr(Instruments, "start", _boom)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     _claude_call(replayer)
     assert _debug_logged(caplog)
@@ -265,14 +269,16 @@ def test_telemetry_start_raising_writes_a_debug_log(
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_leaves_the_caller_bytes_identical(
-    hook: str, telemetry: Telemetry, replayer: Replayer
+    hook: str, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
         assert _claude_call(replayer) == BODY
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
-def test_raising_user_hook_keeps_the_tokens(hook: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_raising_user_hook_keeps_the_tokens(
+    hook: str, telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
         _claude_call(replayer)
     (span,) = telemetry.spans()
@@ -281,7 +287,7 @@ def test_raising_user_hook_keeps_the_tokens(hook: str, telemetry: Telemetry, rep
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_writes_a_debug_log(
-    hook: str, telemetry: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    hook: str, telemetry: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     with instrumentation(telemetry, **{hook: _boom}):
@@ -289,7 +295,9 @@ def test_raising_user_hook_writes_a_debug_log(
     assert _debug_logged(caplog)
 
 
-def test_hooks_receive_span_service_operation_and_data(telemetry: Telemetry, replayer: Replayer) -> None:
+def test_hooks_receive_span_service_operation_and_data(
+    telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     seen: list[tuple[Any, ...]] = []
     with instrumentation(
         telemetry,
@@ -328,13 +336,13 @@ def _throttled(replayer: Replayer) -> ClientError:
     return raised.value
 
 
-def test_throttling_reaches_the_caller_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_throttling_reaches_the_caller_unchanged(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     error = _throttled(replayer)
     assert error.response["Error"]["Code"] == "ThrottlingException"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
 
-def test_throttling_span_has_the_error_code(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_throttling_span_has_the_error_code(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _throttled(replayer)
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "ThrottlingException"
@@ -343,7 +351,7 @@ def test_throttling_span_has_the_error_code(instrumented: Telemetry, replayer: R
 
 
 def test_throttling_records_the_duration_with_the_error_type(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     _throttled(replayer)
     (point,) = instrumented.points("gen_ai.client.operation.duration")
@@ -351,7 +359,7 @@ def test_throttling_records_the_duration_with_the_error_type(
     assert point.count == 1 and point.sum > 0
 
 
-def test_throttling_records_no_tokens(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_throttling_records_no_tokens(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _throttled(replayer)
     (span,) = instrumented.spans()
     assert instrumented.points("gen_ai.client.token.usage") == []
@@ -361,13 +369,13 @@ def test_throttling_records_no_tokens(instrumented: Telemetry, replayer: Replaye
 # --- transport errors ---------------------------------------------------------------------------------
 
 
-def test_connection_refused_reaches_the_caller(instrumented: Telemetry) -> None:
+def test_connection_refused_reaches_the_caller(instrumented: TelemetryCapture) -> None:
     client = make_client(f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(EndpointConnectionError):
         _invoke(client)
 
 
-def test_connection_refused_error_type_is_the_qualified_class_name(instrumented: Telemetry) -> None:
+def test_connection_refused_error_type_is_the_qualified_class_name(instrumented: TelemetryCapture) -> None:
     client = make_client(f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(EndpointConnectionError):
         _invoke(client)
@@ -383,12 +391,12 @@ def _silent(conn: Any, server: RawServer) -> None:
     server.release.wait(timeout=30)
 
 
-def test_read_timeout_reaches_the_caller(instrumented: Telemetry) -> None:
+def test_read_timeout_reaches_the_caller(instrumented: TelemetryCapture) -> None:
     with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
         _invoke(make_client(server.endpoint_url, read_timeout=0.2))
 
 
-def test_read_timeout_error_type_is_the_qualified_class_name(instrumented: Telemetry) -> None:
+def test_read_timeout_error_type_is_the_qualified_class_name(instrumented: TelemetryCapture) -> None:
     with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
         _invoke(make_client(server.endpoint_url, read_timeout=0.2))
     (span,) = instrumented.spans()
@@ -409,7 +417,7 @@ def _boto_client(service: str, endpoint_url: str | None = None) -> Any:
     )
 
 
-def test_s3_call_goes_straight_through(instrumented: Telemetry) -> None:
+def test_s3_call_goes_straight_through(instrumented: TelemetryCapture) -> None:
     s3 = _boto_client("s3")
     expected = {"Buckets": [{"Name": "b1"}], "Owner": {"ID": "me"}}
     with Stubber(s3) as stubber:
@@ -420,7 +428,7 @@ def test_s3_call_goes_straight_through(instrumented: Telemetry) -> None:
     assert instrumented.points("gen_ai.client.operation.duration") == []
 
 
-def test_same_operation_name_on_another_service_is_not_measured(instrumented: Telemetry) -> None:
+def test_same_operation_name_on_another_service_is_not_measured(instrumented: TelemetryCapture) -> None:
     sts = _boto_client("sts", f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(OperationNotFoundError):
         sts._make_api_call("Converse", {"modelId": "anthropic.claude-v2", "messages": []})
@@ -428,7 +436,7 @@ def test_same_operation_name_on_another_service_is_not_measured(instrumented: Te
 
 
 def test_bedrock_call_failing_in_botocore_validation_reaches_the_caller(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     from botocore.exceptions import ParamValidationError
 
@@ -441,7 +449,7 @@ def test_bedrock_call_failing_in_botocore_validation_reaches_the_caller(
 LINES = b'{"a": 1}\nsecond line\r\nthird\n\nlast without newline'
 
 
-def _body_from(telemetry: Telemetry, replayer: Replayer, measured: bool) -> Any:
+def _body_from(telemetry: TelemetryCapture, replayer: Replayer, measured: bool) -> Any:
     interaction = synthetic(LINES)
     replayer.serve(interaction)
     if not measured:
@@ -473,14 +481,16 @@ BODY_USES: dict[str, Callable[[Any], Any]] = {
 
 
 @pytest.mark.parametrize("use", sorted(BODY_USES))
-def test_body_behaves_as_without_instrumentation(use: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_body_behaves_as_without_instrumentation(
+    use: str, telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     plain = outcome_of(lambda: BODY_USES[use](_body_from(telemetry, replayer, measured=False)))
     measured = outcome_of(lambda: BODY_USES[use](_body_from(telemetry, replayer, measured=True)))
     assert measured == plain
 
 
 def test_body_set_socket_timeout_behaves_as_without_instrumentation(
-    telemetry: Telemetry, replayer: Replayer
+    telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     plain = outcome_of(lambda: _body_from(telemetry, replayer, measured=False).set_socket_timeout(5))
     measured = outcome_of(lambda: _body_from(telemetry, replayer, measured=True).set_socket_timeout(5))

@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Who wraps whom?"}]}]
@@ -63,7 +63,7 @@ def _restore(peer: Any, cls: Any, original: Any) -> None:
     Endpoint.prepare_request = ORIGINAL_PREPARE_REQUEST
 
 
-def _owners(telemetry: Telemetry) -> list[str]:
+def _owners(telemetry: TelemetryCapture) -> list[str]:
     owners = []
     for span in telemetry.spans():
         scope = span.instrumentation_scope.name
@@ -74,7 +74,7 @@ def _owners(telemetry: Telemetry) -> list[str]:
 
 
 def _play(
-    steps: tuple[str, ...], peer: Any, telemetry: Telemetry, call: Callable[[], None]
+    steps: tuple[str, ...], peer: Any, telemetry: TelemetryCapture, call: Callable[[], None]
 ) -> list[tuple[str, list[str], list[str]]]:
     """Apply each step, call once, and return (step, expected owners, seen owners) for every step."""
     instrumentors = {"ours": BedrockTokensInstrumentor(), "peer": peer}
@@ -99,7 +99,7 @@ def _play(
 @pytest.mark.parametrize("second", ORDERS, ids=_id)
 @pytest.mark.parametrize("first", ORDERS, ids=_id)
 def test_every_order_twice_keeps_both_working_and_restores_botocore(
-    first: tuple[str, ...], second: tuple[str, ...], emulator: BedrockEmulator, telemetry: Telemetry
+    first: tuple[str, ...], second: tuple[str, ...], emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     client = emulator.client()
     peer = BotocoreInstrumentor()
@@ -116,7 +116,7 @@ def test_every_order_twice_keeps_both_working_and_restores_botocore(
 
 @pytest.mark.parametrize("order", ORDERS, ids=_id)
 def test_every_order_with_the_aiobotocore_peer_restores_aiobotocore(
-    order: tuple[str, ...], emulator: BedrockEmulator, telemetry: Telemetry
+    order: tuple[str, ...], emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     pytest.importorskip("aiobotocore")
     from aiobotocore.client import AioBaseClient

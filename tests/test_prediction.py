@@ -16,7 +16,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.settings import SettingError
 
 from .support.replay import RECORDINGS, Interaction, Replayer, answer, call_recorded, load
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 from .support.transports import Driver
 
 CLAUDE = RECORDINGS / "otel-contrib" / "test_invoke_model_with_content[anthropic.claude].yaml"  # 14 in
@@ -36,7 +36,9 @@ def count_error(status: int, code: str, message: str = "no") -> Interaction:
 
 
 @pytest.fixture
-def predicting(telemetry: Telemetry, request: pytest.FixtureRequest) -> Iterator[BedrockTokensInstrumentor]:
+def predicting(
+    telemetry: TelemetryCapture, request: pytest.FixtureRequest
+) -> Iterator[BedrockTokensInstrumentor]:
     settings: dict[str, Any] = getattr(request, "param", {"count_tokens": "parallel"})
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
@@ -60,7 +62,7 @@ def run(replayer: Replayer, interaction: Interaction, instrumentor: BedrockToken
     return response
 
 
-def outcomes(telemetry: Telemetry) -> dict[str, float]:
+def outcomes(telemetry: TelemetryCapture) -> dict[str, float]:
     found: dict[str, float] = {}
     for point in telemetry.points("bedrock_tokens.client.prediction.outcomes"):
         status = point.attributes["bedrock_tokens.prediction.status"]
@@ -73,7 +75,7 @@ def count_requests(replayer: Replayer) -> list[str]:
 
 
 def test_exact_prediction_gives_zero_delta(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count(14))
@@ -89,7 +91,7 @@ def test_exact_prediction_gives_zero_delta(
 
 
 def test_delta_compares_with_cache_inclusive_input(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     first, _ = load(PROMPT_CACHE)
     replayer.serve(count(18000))
@@ -121,7 +123,7 @@ def test_count_tokens_request_carries_the_exact_body(
 
 
 def test_converse_maps_to_the_converse_input(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CONVERSE)
     replayer.serve(count(37))
@@ -144,7 +146,7 @@ def test_geo_prefix_is_stripped_for_count_tokens(
 
 
 def test_opaque_model_is_skipped_without_a_call(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(IMPORTED)
     run(replayer, interaction, predicting)
@@ -165,7 +167,7 @@ def test_opaque_model_is_skipped_without_a_call(
     indirect=True,
 )
 def test_opaque_model_can_be_mapped(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(IMPORTED)
     replayer.serve(count(6))
@@ -175,7 +177,7 @@ def test_opaque_model_can_be_mapped(
 
 
 def test_unsupported_model_is_remembered(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count_error(400, "ValidationException", UNSUPPORTED))
@@ -191,7 +193,7 @@ def test_unsupported_model_is_remembered(
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
 def test_missing_permission_or_region_is_remembered(
-    code: str, predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    code: str, predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count_error(403 if code.startswith("Access") else 404, code))
@@ -201,7 +203,7 @@ def test_missing_permission_or_region_is_remembered(
 
 
 def test_throttling_skips_only_that_prediction(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count_error(429, "ThrottlingException"), count(14))
@@ -214,7 +216,7 @@ def test_throttling_skips_only_that_prediction(
 
 
 def test_identical_request_is_answered_from_the_cache(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count(14))
@@ -230,7 +232,7 @@ def test_identical_request_is_answered_from_the_cache(
     "predicting", [{"count_tokens": "parallel", "count_tokens_sample_rate": 0}], indirect=True
 )
 def test_sampled_out_requests_call_nothing(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     run(replayer, interaction, predicting)
@@ -239,7 +241,7 @@ def test_sampled_out_requests_call_nothing(
 
 
 def test_our_count_tokens_call_is_not_a_user_span(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count(14))
@@ -249,7 +251,7 @@ def test_our_count_tokens_call_is_not_a_user_span(
 
 
 def test_users_own_count_tokens_is_an_ordinary_operation(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     replayer.serve(count(99))
     body = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
@@ -265,7 +267,7 @@ def test_users_own_count_tokens_is_an_ordinary_operation(
 
 
 def test_late_prediction_reaches_the_metrics(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.delay("CountTokens", 0.6)
@@ -281,7 +283,7 @@ def test_late_prediction_reaches_the_metrics(
 
 @pytest.mark.parametrize("predicting", [{"count_tokens": "before", "max_input_tokens": 10}], indirect=True)
 def test_budget_guard_refuses_before_sending(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.serve(count(14))
@@ -305,7 +307,7 @@ def test_budget_is_per_model(predicting: BedrockTokensInstrumentor, replayer: Re
         call_recorded(replayer.client, interaction)
 
 
-def test_budget_callback_decides(telemetry: Telemetry, replayer: Replayer) -> None:
+def test_budget_callback_decides(telemetry: TelemetryCapture, replayer: Replayer) -> None:
     seen: list[tuple[str, int, int]] = []
 
     def allow(model_id: str, predicted: int, limit: int) -> bool:
@@ -336,7 +338,7 @@ def test_budget_callback_decides(telemetry: Telemetry, replayer: Replayer) -> No
     "predicting", [{"count_tokens": "before", "count_tokens_timeout": 0.05}], indirect=True
 )
 def test_before_mode_timeout_sends_anyway(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     replayer.delay("CountTokens", 0.5)
@@ -351,7 +353,7 @@ def test_before_mode_timeout_sends_anyway(
     "predicting", [{"count_tokens": "parallel", "count_tokens_timeout": 60}], indirect=True
 )  # a generous timeout: under a loaded machine a late answer must not count as a timeout
 def test_concurrent_calls_are_each_predicted(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     calls = 24
@@ -383,7 +385,7 @@ def test_concurrent_calls_are_each_predicted(
 
 
 def test_failed_call_still_records_its_prediction(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     (interaction,) = load(CLAUDE)
     throttled = answer("InvokeModel", 429, {"message": "slow down"}, error_code="ThrottlingException")
@@ -423,7 +425,7 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
 
 
 def test_environment_enables_prediction(
-    monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry, replayer: Replayer
+    monkeypatch: pytest.MonkeyPatch, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     monkeypatch.setenv("OTEL_BEDROCK_TOKENS_COUNT_TOKENS", "parallel")
     instrumentor = BedrockTokensInstrumentor()
@@ -441,7 +443,7 @@ def test_environment_enables_prediction(
 
 
 def test_a_call_that_fails_before_sending_asks_nothing(
-    predicting: BedrockTokensInstrumentor, telemetry: Telemetry, replayer: Replayer
+    predicting: BedrockTokensInstrumentor, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     """parallel mode starts CountTokens when the request is sent: a request botocore refuses to
     build (wrong parameter type) sends nothing, and the next call on the thread is unaffected."""
@@ -469,7 +471,7 @@ def messages(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"text": text}]}]
 
 
-def span_attributes(telemetry: Telemetry) -> list[dict[str, Any]]:
+def span_attributes(telemetry: TelemetryCapture) -> list[dict[str, Any]]:
     return [dict(span.attributes) for span in telemetry.spans()]
 
 
@@ -480,7 +482,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 def test_identical_requests_are_predicted_from_the_cache_on_every_transport(
-    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    transport: Driver, emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before")
     with transport.client(emulator.endpoint_url) as client:
@@ -494,7 +496,7 @@ def test_identical_requests_are_predicted_from_the_cache_on_every_transport(
 def test_before_mode_timeout_lets_the_call_go_on_every_transport(
     transport: Driver,
     emulator: BedrockEmulator,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     make_instrumentor: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -512,7 +514,7 @@ def test_before_mode_timeout_lets_the_call_go_on_every_transport(
 
 
 def test_budget_guard_refuses_before_sending_on_every_transport(
-    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    transport: Driver, emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before", max_input_tokens=3)
     with transport.client(emulator.endpoint_url) as client, pytest.raises(TokenBudgetExceeded) as refused:
@@ -524,7 +526,7 @@ def test_budget_guard_refuses_before_sending_on_every_transport(
 
 
 def test_unsupported_model_is_remembered_on_every_transport(
-    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    transport: Driver, emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     emulator.set_count_tokens_support(EMULATED_CLAUDE, False)
     make_instrumentor(count_tokens="before")

@@ -14,7 +14,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import cache_key
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET = "anthropic.claude-sonnet-4-20250514-v1:0"
@@ -29,7 +29,7 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-def instrumented(telemetry: Telemetry, **settings: Any) -> BedrockTokensInstrumentor:
+def instrumented(telemetry: TelemetryCapture, **settings: Any) -> BedrockTokensInstrumentor:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
@@ -38,7 +38,7 @@ def instrumented(telemetry: Telemetry, **settings: Any) -> BedrockTokensInstrume
 
 
 def test_a_model_never_gets_another_models_cached_prediction(
-    emulator: BedrockEmulator, telemetry: Telemetry
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     client = emulator.client()
     instrumentor = instrumented(telemetry, count_tokens="before")
@@ -55,7 +55,7 @@ def test_a_model_never_gets_another_models_cached_prediction(
 
 
 def test_budget_guard_is_not_bypassed_by_another_models_prediction(
-    emulator: BedrockEmulator, telemetry: Telemetry
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     """The budget sits between the two models' counts: Haiku is sent, Sonnet 4 is refused."""
     client = emulator.client()

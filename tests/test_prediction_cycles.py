@@ -16,7 +16,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import Predictor
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 CYCLES = 1000
@@ -58,7 +58,9 @@ def count_threads_gone(deadline: float) -> bool:
     return False
 
 
-def test_cycles_leave_no_handler_predictor_or_thread(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_cycles_leave_no_handler_predictor_or_thread(
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
+) -> None:
     client = emulator.client()
     messages = [{"role": "user", "content": [{"text": "one call per cycle"}]}]
     for cycle in range(CYCLES):

@@ -12,7 +12,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SYSTEM = " ".join(["trace span metric token cloud model stream cache"] * 400)  # > cache minimum
@@ -24,7 +24,7 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-def instrumented(telemetry: Telemetry, **settings: Any) -> BedrockTokensInstrumentor:
+def instrumented(telemetry: TelemetryCapture, **settings: Any) -> BedrockTokensInstrumentor:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
@@ -41,11 +41,11 @@ def converse(client: Any, text: str, cached: bool = False) -> Any:
     )
 
 
-def spans_by_status(telemetry: Telemetry) -> list[dict[str, Any]]:
+def spans_by_status(telemetry: TelemetryCapture) -> list[dict[str, Any]]:
     return [dict(span.attributes) for span in telemetry.spans()]
 
 
-def test_prediction_is_exact_without_drift(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_prediction_is_exact_without_drift(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     instrumentor = instrumented(telemetry, count_tokens="before")
     try:
         converse(emulator.client(), "how many tokens is this")
@@ -56,7 +56,7 @@ def test_prediction_is_exact_without_drift(emulator: BedrockEmulator, telemetry:
     assert span["bedrock_tokens.prediction.input_tokens"] == span["gen_ai.usage.input_tokens"]
 
 
-def test_prediction_counts_cached_tokens_too(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_prediction_counts_cached_tokens_too(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     instrumentor = instrumented(telemetry, count_tokens="before", count_tokens_cache_size=0)
     try:
         client = emulator.client()
@@ -70,7 +70,7 @@ def test_prediction_counts_cached_tokens_too(emulator: BedrockEmulator, telemetr
     assert write["bedrock_tokens.prediction.delta"] == read["bedrock_tokens.prediction.delta"] == 0
 
 
-def test_drift_shows_as_an_exact_delta(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_drift_shows_as_an_exact_delta(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     emulator.set_drift(MODEL, offset=-7)
     instrumentor = instrumented(telemetry, count_tokens="before")
     try:
@@ -84,7 +84,7 @@ def test_drift_shows_as_an_exact_delta(emulator: BedrockEmulator, telemetry: Tel
     assert error.sum == pytest.approx(7 / span["bedrock_tokens.prediction.input_tokens"])
 
 
-def test_budget_guard_sends_nothing(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_budget_guard_sends_nothing(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     instrumentor = instrumented(telemetry, count_tokens="before", max_input_tokens=100)
     try:
         with pytest.raises(TokenBudgetExceeded):
@@ -95,7 +95,7 @@ def test_budget_guard_sends_nothing(emulator: BedrockEmulator, telemetry: Teleme
     assert (totals.calls, totals.count_tokens_calls) == (0, 1)
 
 
-def test_unsupported_model_is_asked_once(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_unsupported_model_is_asked_once(emulator: BedrockEmulator, telemetry: TelemetryCapture) -> None:
     emulator.set_count_tokens_support(MODEL, False)
     instrumentor = instrumented(telemetry, count_tokens="before")
     try:
@@ -112,7 +112,7 @@ def test_unsupported_model_is_asked_once(emulator: BedrockEmulator, telemetry: T
 
 
 def test_parallel_mode_does_not_wait_for_a_slow_count_tokens(
-    emulator: BedrockEmulator, telemetry: Telemetry
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     """Loose check (the benchmark measures it): a 0.5 s CountTokens adds well under 0.5 s."""
     emulator.set_latency(first_byte=0.5, operation="CountTokens")
@@ -133,7 +133,9 @@ def test_parallel_mode_does_not_wait_for_a_slow_count_tokens(
     assert sum(p.value for p in ok) == 2
 
 
-def test_throttled_count_tokens_skips_one_prediction(emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_throttled_count_tokens_skips_one_prediction(
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
+) -> None:
     emulator.inject(Fault.throttle(), operation="CountTokens")
     instrumentor = instrumented(telemetry, count_tokens="before")
     try:

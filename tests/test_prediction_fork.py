@@ -26,7 +26,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -51,12 +51,12 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 @pytest.fixture
-def telemetry() -> Telemetry:
+def telemetry() -> TelemetryCapture:
     return make_telemetry()
 
 
 @pytest.fixture
-def instrument(telemetry: Telemetry) -> Iterator[Callable[..., BedrockTokensInstrumentor]]:
+def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[..., BedrockTokensInstrumentor]]:
     made: list[BedrockTokensInstrumentor] = []
 
     def make(mode: str) -> BedrockTokensInstrumentor:
@@ -88,7 +88,7 @@ def calls(client: Any, tag: str, model: str = HAIKU) -> float:
     return time.perf_counter() - started
 
 
-def outcomes(telemetry: Telemetry) -> dict[str, int]:
+def outcomes(telemetry: TelemetryCapture) -> dict[str, int]:
     """Predictions recorded so far, by outcome (the outcomes counter, cumulative), summed over the
     other attributes: an outcome settled after the response also carries its service tier."""
     found: dict[str, int] = {}
@@ -98,11 +98,11 @@ def outcomes(telemetry: Telemetry) -> dict[str, int]:
     return found
 
 
-def span_statuses(telemetry: Telemetry) -> list[str]:
+def span_statuses(telemetry: TelemetryCapture) -> list[str]:
     return [str(span.attributes["bedrock_tokens.prediction.status"]) for span in telemetry.spans()]
 
 
-def in_child(telemetry: Telemetry, work: Callable[[], Report]) -> Report:
+def in_child(telemetry: TelemetryCapture, work: Callable[[], Report]) -> Report:
     """Run ``work`` in a forked child; return its report, plus what it added to ``telemetry`` (the
     child's copy of the parent's in-memory exporters)."""
     read, write = os.pipe()
@@ -161,7 +161,7 @@ def _collect(pid: int, read: int) -> Report:
 @pytest.mark.parametrize("mode", ["parallel", "before"])
 def test_forked_child_predicts_as_fast_as_its_parent(
     emulator: BedrockEmulator,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     instrument: Callable[..., BedrockTokensInstrumentor],
     mode: str,
 ) -> None:
@@ -186,7 +186,9 @@ def test_forked_child_predicts_as_fast_as_its_parent(
 
 
 def test_forked_child_predicts_under_asyncio_while_the_parents_are_in_flight(
-    emulator: BedrockEmulator, telemetry: Telemetry, instrument: Callable[..., BedrockTokensInstrumentor]
+    emulator: BedrockEmulator,
+    telemetry: TelemetryCapture,
+    instrument: Callable[..., BedrockTokensInstrumentor],
 ) -> None:
     """The parent's event loop (on another thread) has a full queue of slow CountTokens tasks in
     flight when the child is forked; the child's own loop predicts all its calls, and those

@@ -18,7 +18,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.prediction import request_size
 from otel_bedrock_tokens.settings import SettingError
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 LIMIT = 1_000_000  # the default
@@ -43,7 +43,7 @@ def emulator() -> Iterator[BedrockEmulator]:
         yield running
 
 
-def prediction_of(telemetry: Telemetry) -> dict[str, Any]:
+def prediction_of(telemetry: TelemetryCapture) -> dict[str, Any]:
     (span,) = telemetry.spans()
     return {
         key: value for key, value in span.attributes.items() if key.startswith("bedrock_tokens.prediction.")
@@ -52,7 +52,7 @@ def prediction_of(telemetry: Telemetry) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["parallel", "before"])
 def test_a_body_over_the_limit_is_skipped_as_too_large(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, mode: str
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any, mode: str
 ) -> None:
     instrumentor = make_instrumentor(count_tokens=mode)
     body = claude_body(2 * LIMIT)
@@ -67,7 +67,7 @@ def test_a_body_over_the_limit_is_skipped_as_too_large(
 
 
 def test_a_converse_request_over_the_limit_is_skipped_as_too_large(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before")
     document = {"document": {"format": "txt", "name": "big", "source": {"bytes": b"x" * (2 * LIMIT)}}}
@@ -79,7 +79,7 @@ def test_a_converse_request_over_the_limit_is_skipped_as_too_large(
 
 
 def test_a_body_under_the_limit_is_predicted(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before")
     emulator.client().invoke_model(modelId=MODEL, body=claude_body(LIMIT // 2))
@@ -87,7 +87,7 @@ def test_a_body_under_the_limit_is_predicted(
 
 
 def test_zero_lifts_the_limit(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     make_instrumentor(count_tokens="before", count_tokens_max_body_bytes=0)
     emulator.client().invoke_model(modelId=MODEL, body=claude_body(2 * LIMIT))
@@ -95,7 +95,10 @@ def test_zero_lifts_the_limit(
 
 
 def test_the_limit_comes_from_the_environment(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any, monkeypatch: pytest.MonkeyPatch
+    emulator: BedrockEmulator,
+    telemetry: TelemetryCapture,
+    make_instrumentor: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_BEDROCK_TOKENS_COUNT_TOKENS_MAX_BODY_BYTES", "1000")
     make_instrumentor(count_tokens="before")

@@ -31,7 +31,7 @@ from .support.replay import (
     load,
     replay_server,
 )
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CORE_OPERATIONS = ("InvokeModel", "Converse")
 
@@ -179,7 +179,7 @@ def replay(path: Path, replayer: Replayer) -> list[tuple[Interaction, Any]]:
 
 
 def replayed_spans(
-    path: Path, replayer: Replayer, telemetry: Telemetry
+    path: Path, replayer: Replayer, telemetry: TelemetryCapture
 ) -> list[tuple[Interaction, ReadableSpan]]:
     outcomes = replay(path, replayer)
     spans = telemetry.spans()
@@ -222,19 +222,21 @@ def test_every_recorded_core_operation_is_replayed() -> None:
 
 
 @core_files
-def test_input_tokens_match_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_input_tokens_match_recording(path: Path, instrumented: TelemetryCapture, replayer: Replayer) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         assert span.attributes.get(INPUT) == truth_of(interaction).total_input
 
 
 @core_files
-def test_output_tokens_match_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_output_tokens_match_recording(
+    path: Path, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         assert span.attributes.get(OUTPUT) == truth_of(interaction).output_tokens
 
 
 @core_files
-def test_cache_tokens_match_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_cache_tokens_match_recording(path: Path, instrumented: TelemetryCapture, replayer: Replayer) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         truth = truth_of(interaction)
         assert (span.attributes.get(CACHE_READ), span.attributes.get(CACHE_WRITE)) == (
@@ -244,14 +246,16 @@ def test_cache_tokens_match_recording(path: Path, instrumented: Telemetry, repla
 
 
 @core_files
-def test_finish_reasons_match_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_finish_reasons_match_recording(
+    path: Path, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         reasons = span.attributes.get(FINISH)
         assert (tuple(reasons) if reasons is not None else None) == truth_of(interaction).finish_reasons
 
 
 @core_files
-def test_error_type_matches_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_error_type_matches_recording(path: Path, instrumented: TelemetryCapture, replayer: Replayer) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         error_type = truth_of(interaction).error_type
         assert span.attributes.get("error.type") == error_type
@@ -259,13 +263,15 @@ def test_error_type_matches_recording(path: Path, instrumented: Telemetry, repla
 
 
 @core_files
-def test_request_id_matches_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_request_id_matches_recording(path: Path, instrumented: TelemetryCapture, replayer: Replayer) -> None:
     for interaction, span in replayed_spans(path, replayer, instrumented):
         assert span.attributes.get("aws.request_id") == truth_of(interaction).request_id
 
 
 @core_files
-def test_token_metrics_match_recording(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_token_metrics_match_recording(
+    path: Path, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     truths = [truth_of(interaction) for interaction, _ in replay(path, replayer)]
     points = instrumented.points("gen_ai.client.token.usage")
     recorded = {
@@ -283,7 +289,9 @@ def test_token_metrics_match_recording(path: Path, instrumented: Telemetry, repl
 
 
 @core_files
-def test_duration_recorded_once_per_call(path: Path, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_duration_recorded_once_per_call(
+    path: Path, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     truths = [truth_of(interaction) for interaction, _ in replay(path, replayer)]
     points = instrumented.points("gen_ai.client.operation.duration")
     errors = sorted(p.attributes.get("error.type", "") for p in points for _ in range(p.count))
@@ -292,7 +300,7 @@ def test_duration_recorded_once_per_call(path: Path, instrumented: Telemetry, re
 
 @core_files
 def test_caller_gets_what_an_uninstrumented_client_gets(
-    path: Path, telemetry: Telemetry, replayer: Replayer
+    path: Path, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     plain = [comparable(outcome) for _, outcome in replay(path, replayer)]
     instrumentor = BedrockTokensInstrumentor()

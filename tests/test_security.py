@@ -47,7 +47,7 @@ from .support.replay import (
     load,
     replay_server,
 )
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 #: Scheduled first under xdist; deselect with ``-m 'not slow'`` for a quick run.
 pytestmark = pytest.mark.slow
@@ -196,7 +196,7 @@ class Captured(logging.Handler):
             self.lines.append(self.format(record))
 
 
-def exported_text(telemetry: Telemetry, logs: Captured) -> str:
+def exported_text(telemetry: TelemetryCapture, logs: Captured) -> str:
     parts: list[str] = []
     for span in telemetry.spans():
         parts.append(span.name)
@@ -256,7 +256,7 @@ def consume(result: Any) -> None:
         pass  # a recorded stream that ends in an error: what matters is what we exported
 
 
-def replay_everything(telemetry: Telemetry, logs: Captured) -> dict[Path, str]:
+def replay_everything(telemetry: TelemetryCapture, logs: Captured) -> dict[Path, str]:
     """Replay every recording; returns, per file, the text exported while it was replayed."""
     exported: dict[Path, str] = {}
     authorizations: list[str] = []
@@ -328,7 +328,7 @@ def test_nothing_leaks_when_span_start_fails(logs: Captured, monkeypatch: pytest
         logs.lines.append(repr(request))  # what our code holds is searched as if it were logged
         raise RuntimeError(f"forced failure at span start, holding {request!r}")
 
-    monkeypatch.setattr(telemetry.Telemetry, "start", failing_start)
+    monkeypatch.setattr(telemetry.Instruments, "start", failing_start)
     exported = replay_everything(make_telemetry(), logs)
     assert logs.records > 100  # the forced failures were logged: their type, not their message
     joined = "\n".join(exported.values())

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from .support.replay import RECORDINGS, Replayer, call_recorded, load
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 
 def test_prompt_cache_recording_reports_cache_inclusive_input(
-    instrumented: Telemetry, replayer: Replayer
+    instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     interactions = load(RECORDINGS / "openllmetry" / "traces__test_anthropic__test_prompt_cache.yaml")
     replayer.serve(*interactions)

@@ -18,7 +18,7 @@ from opentelemetry.util.types import Attributes
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 
 from .support.replay import CLAUDE_MODEL, Replayer, call_recorded, claude_body, synthetic
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 CLAUDE_REQUEST = (
     b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "temperature": 0.5, "top_p": 0.9, '
@@ -92,13 +92,13 @@ def _converse(replayer: Replayer) -> Any:
     return call_recorded(replayer.client, interaction)
 
 
-def test_span_name_is_operation_and_model(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_span_name_is_operation_and_model(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert span.name == f"chat {CLAUDE_MODEL}"
 
 
-def test_text_completion_body_names_the_operation(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_text_completion_body_names_the_operation(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(
         replayer, request_body=b'{"prompt": "\\n\\nHuman: Hi\\n\\nAssistant:", "max_tokens_to_sample": 9}'
     )
@@ -106,7 +106,7 @@ def test_text_completion_body_names_the_operation(instrumented: Telemetry, repla
     assert span.name == f"text_completion {CLAUDE_MODEL}"
 
 
-def test_span_kind_is_client(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_span_kind_is_client(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert span.kind is SpanKind.CLIENT
@@ -150,7 +150,9 @@ def test_sampler_sees_converse_inference_config(
     }
 
 
-def test_server_address_and_port_from_the_endpoint(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_server_address_and_port_from_the_endpoint(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert f"http://{span.attributes['server.address']}:{span.attributes['server.port']}" == (
@@ -158,13 +160,13 @@ def test_server_address_and_port_from_the_endpoint(instrumented: Telemetry, repl
     )
 
 
-def test_aws_request_id(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_aws_request_id(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     result = _invoke(replayer)
     (span,) = instrumented.spans()
     assert span.attributes["aws.request_id"] == result["ResponseMetadata"]["RequestId"] == "req-0001"
 
 
-def test_converse_span_tokens_and_finish_reason(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_converse_span_tokens_and_finish_reason(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _converse(replayer)
     (span,) = instrumented.spans()
     assert (
@@ -175,7 +177,7 @@ def test_converse_span_tokens_and_finish_reason(instrumented: Telemetry, replaye
     ) == (3, 2, ("max_tokens",), "req-converse")
 
 
-def test_claude_response_id_and_model(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_claude_response_id_and_model(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert (span.attributes["gen_ai.response.id"], span.attributes["gen_ai.response.model"]) == (
@@ -184,26 +186,28 @@ def test_claude_response_id_and_model(instrumented: Telemetry, replayer: Replaye
     )
 
 
-def test_no_deprecated_gen_ai_system(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_no_deprecated_gen_ai_system(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert "gen_ai.system" not in span.attributes
 
 
-def test_no_prompt_or_completion_content_by_default(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_no_prompt_or_completion_content_by_default(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert not [value for value in span.attributes.values() if value in ("Hi", "Hello.")]
     assert span.events == ()
 
 
-def test_span_is_not_left_current_after_the_call(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_span_is_not_left_current_after_the_call(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     before = trace.get_current_span()
     _invoke(replayer)
     assert trace.get_current_span() is before
 
 
-def test_span_is_a_child_of_the_callers_span(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_span_is_a_child_of_the_callers_span(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     tracer = instrumented.tracer_provider.get_tracer("app")
     with tracer.start_as_current_span("app work") as parent:
         _invoke(replayer)
@@ -211,7 +215,7 @@ def test_span_is_a_child_of_the_callers_span(instrumented: Telemetry, replayer: 
     assert ours.parent is not None and ours.parent.span_id == parent.get_span_context().span_id
 
 
-def test_successful_call_leaves_status_unset(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_successful_call_leaves_status_unset(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _invoke(replayer)
     (span,) = instrumented.spans()
     assert span.status.status_code is trace.StatusCode.UNSET

@@ -20,7 +20,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -74,7 +74,7 @@ def run(call: str, use: str) -> tuple[str, Any]:
 
 
 @pytest.fixture
-def instrumentor(telemetry: Telemetry) -> Iterator[Callable[[], None]]:
+def instrumentor(telemetry: TelemetryCapture) -> Iterator[Callable[[], None]]:
     instrumentor = BedrockTokensInstrumentor()
 
     def turn_on() -> None:
@@ -94,7 +94,7 @@ def instrumentor(telemetry: Telemetry) -> Iterator[Callable[[], None]]:
 @pytest.mark.parametrize("use", sorted(USES))
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_stream_response_copies_as_without_instrumentation(
-    call: str, use: str, instrumentor: Callable[[], None], telemetry: Telemetry
+    call: str, use: str, instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     plain = run(call, use)
     instrumentor()
@@ -105,7 +105,7 @@ def test_stream_response_copies_as_without_instrumentation(
 
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_iterating_a_copy_leaves_the_span_to_the_original(
-    call: str, instrumentor: Callable[[], None], telemetry: Telemetry
+    call: str, instrumentor: Callable[[], None], telemetry: TelemetryCapture
 ) -> None:
     """The copy reads the connection unmeasured; closing the original ends the span, once, as
     ``closed`` (the usage went by in the copy, so the span says it is incomplete)."""
@@ -122,7 +122,7 @@ def test_iterating_a_copy_leaves_the_span_to_the_original(
     assert span.attributes["bedrock_tokens.stream.incomplete"] is True
 
 
-def test_aio_stream_response_copies_as_without_instrumentation(telemetry: Telemetry) -> None:
+def test_aio_stream_response_copies_as_without_instrumentation(telemetry: TelemetryCapture) -> None:
     """The asyncio proxy inherits the same copies: a plain ``AioEventStream`` copy, and the wrapped
     stream's own deep-copy and pickle errors."""
     pytest.importorskip("aiobotocore")

@@ -12,7 +12,7 @@ import pytest
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -50,7 +50,9 @@ def consume(stream: Any) -> tuple[list[Any], BaseException | None]:
     return events, None
 
 
-def run_both(emulator: BedrockEmulator, telemetry: Telemetry, fault: Fault, kind: str) -> tuple[Any, Any]:
+def run_both(
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, fault: Fault, kind: str
+) -> tuple[Any, Any]:
     """The same faulty stream uninstrumented, then instrumented: what the caller saw, twice."""
     client = emulator.client()
     emulator.inject(fault)
@@ -87,7 +89,7 @@ def same_outcome(plain: Any, measured: Any) -> None:
 @pytest.mark.parametrize("kind", sorted(STREAMS))
 @pytest.mark.parametrize("code", ["modelStreamErrorException", "throttlingException"])
 def test_mid_stream_exception_frame(
-    kind: str, code: str, emulator: BedrockEmulator, telemetry: Telemetry
+    kind: str, code: str, emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     plain, measured = run_both(emulator, telemetry, Fault.stream_exception(after_events=3, code=code), kind)
     same_outcome(plain, measured)
@@ -102,7 +104,7 @@ def test_mid_stream_exception_frame(
 
 @pytest.mark.parametrize("kind", sorted(STREAMS))
 def test_truncated_stream_is_incomplete_without_error(
-    kind: str, emulator: BedrockEmulator, telemetry: Telemetry
+    kind: str, emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     plain, measured = run_both(
         emulator, telemetry, Fault.truncated_stream(after_events=4, mid_frame=True), kind
@@ -115,7 +117,9 @@ def test_truncated_stream_is_incomplete_without_error(
 
 
 @pytest.mark.parametrize("kind", sorted(STREAMS))
-def test_connection_reset_mid_stream(kind: str, emulator: BedrockEmulator, telemetry: Telemetry) -> None:
+def test_connection_reset_mid_stream(
+    kind: str, emulator: BedrockEmulator, telemetry: TelemetryCapture
+) -> None:
     plain, measured = run_both(emulator, telemetry, Fault.connection_reset(after_bytes=400), kind)
     same_outcome(plain, measured)
     (span,) = telemetry.spans()
@@ -127,7 +131,7 @@ def test_connection_reset_mid_stream(kind: str, emulator: BedrockEmulator, telem
 
 
 def test_slow_first_byte_shows_in_time_to_first_chunk(
-    emulator: BedrockEmulator, telemetry: Telemetry
+    emulator: BedrockEmulator, telemetry: TelemetryCapture
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
@@ -145,7 +149,7 @@ def test_slow_first_byte_shows_in_time_to_first_chunk(
     assert duration.sum >= first.sum
 
 
-def test_stream_tokens_equal_the_ledger(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+def test_stream_tokens_equal_the_ledger(emulator: BedrockEmulator, instrumented: TelemetryCapture) -> None:
     client = emulator.client()
     for _ in range(3):
         consume(invoke_stream(client))

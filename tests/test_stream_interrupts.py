@@ -18,7 +18,7 @@ from botocore.eventstream import EventStream
 from otel_bedrock_tokens import abandoned
 from otel_bedrock_tokens.emulator import BedrockEmulator
 
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 BODY = (
@@ -60,12 +60,12 @@ def interrupt_parsing(monkeypatch: pytest.MonkeyPatch, cls: Any, error: BaseExce
         monkeypatch.setattr(cls, "_parse_event", parse)
 
 
-def only_span(telemetry: Telemetry) -> Any:
+def only_span(telemetry: TelemetryCapture) -> Any:
     (span,) = telemetry.spans()
     return span
 
 
-def assert_ended_with(telemetry: Telemetry, error_type: str) -> None:
+def assert_ended_with(telemetry: TelemetryCapture, error_type: str) -> None:
     span = only_span(telemetry)
     assert span.attributes["bedrock_tokens.stream.end"] == "error"
     assert span.attributes["error.type"] == error_type
@@ -84,7 +84,7 @@ def assert_ended_with(telemetry: Telemetry, error_type: str) -> None:
 def test_interrupt_inside_iteration_ends_the_span_and_propagates(
     error_class: type[BaseException],
     emulator: BedrockEmulator,
-    instrumented: Telemetry,
+    instrumented: TelemetryCapture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     raised = error_class()
@@ -103,7 +103,7 @@ def test_interrupt_inside_iteration_ends_the_span_and_propagates(
 def test_interrupt_inside_async_iteration_ends_the_span_and_propagates(
     error_class: type[BaseException],
     emulator: BedrockEmulator,
-    instrumented: Telemetry,
+    instrumented: TelemetryCapture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("aiobotocore")
@@ -133,7 +133,7 @@ def test_interrupt_inside_async_iteration_ends_the_span_and_propagates(
 
 @pytest.mark.parametrize("error_class", INTERRUPTS)
 def test_interrupt_in_the_loop_body_leaves_the_stream_open_like_break(
-    error_class: type[BaseException], emulator: BedrockEmulator, instrumented: Telemetry
+    error_class: type[BaseException], emulator: BedrockEmulator, instrumented: TelemetryCapture
 ) -> None:
     """Not observable by the proxy: Python closes its generator with GeneratorExit, as for ``break``
     (no trace of the exception in flight: ``sys.exc_info()`` and ``__context__`` show only the

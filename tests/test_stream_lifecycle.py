@@ -14,7 +14,7 @@ from otel_bedrock_tokens import abandoned
 
 from .support.replay import RECORDINGS, Interaction, Replayer, call_recorded, load
 from .support.streams import frames
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 from .support.transports import Driver
 
 CLAUDE_STREAM = (
@@ -31,7 +31,7 @@ def start(replayer: Replayer, path: Any = CLAUDE_STREAM) -> tuple[Interaction, A
     return interaction, response[key]
 
 
-def only_span(telemetry: Telemetry) -> Any:
+def only_span(telemetry: TelemetryCapture) -> Any:
     (span,) = telemetry.spans()
     return span
 
@@ -50,7 +50,7 @@ def with_stream(transport: Driver, replayer: Replayer, use: Any, path: Any = CLA
 
 
 def test_exhausted_stream_ends_its_span_complete(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         return (yield transport.take(stream))
@@ -65,7 +65,7 @@ def test_exhausted_stream_ends_its_span_complete(
 
 
 def test_converse_stream_tokens_and_finish_reason(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         return (yield transport.take(stream))
@@ -78,7 +78,7 @@ def test_converse_stream_tokens_and_finish_reason(
 
 
 def test_break_then_close_ends_once_and_marks_incomplete(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         yield transport.take(stream, 3)
@@ -97,7 +97,7 @@ def test_break_then_close_ends_once_and_marks_incomplete(
 
 
 def test_break_then_resume_counts_every_event(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         first = yield transport.take(stream, 1)
@@ -110,7 +110,9 @@ def test_break_then_resume_counts_every_event(
     assert span.attributes["bedrock_tokens.stream.events"] == 23
 
 
-def test_close_twice_is_harmless(transport: Driver, instrumented: Telemetry, replayer: Replayer) -> None:
+def test_close_twice_is_harmless(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         stream.close()
         stream.close()
@@ -121,7 +123,7 @@ def test_close_twice_is_harmless(transport: Driver, instrumented: Telemetry, rep
 
 
 def test_close_after_exhaustion_does_not_count_twice(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         yield transport.take(stream)
@@ -133,7 +135,7 @@ def test_close_after_exhaustion_does_not_count_twice(
 
 
 def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
-    transport: Driver, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     def use(stream: Any) -> Generator[Any, Any, Any]:
         yield transport.take(stream)
@@ -143,7 +145,7 @@ def test_iterating_after_exhaustion_yields_nothing_and_ends_nothing(
     assert len(instrumented.spans()) == 1
 
 
-def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_abandoned_stream_ends_when_collected(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _, stream = start(replayer)
     next(iter(stream))
     del stream
@@ -154,7 +156,7 @@ def test_abandoned_stream_ends_when_collected(instrumented: Telemetry, replayer:
     assert span.attributes["bedrock_tokens.stream.incomplete"] is True
 
 
-def test_stream_consumed_on_another_thread(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_stream_consumed_on_another_thread(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     _, stream = start(replayer, CONVERSE_STREAM)
     events: list[Any] = []
     worker = threading.Thread(target=lambda: events.extend(stream))
@@ -167,7 +169,9 @@ def test_stream_consumed_on_another_thread(instrumented: Telemetry, replayer: Re
     assert len(events) == span.attributes["bedrock_tokens.stream.events"]
 
 
-def test_span_is_not_current_after_the_call_returns(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_span_is_not_current_after_the_call_returns(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     from opentelemetry import trace
 
     _, stream = start(replayer)
@@ -175,7 +179,7 @@ def test_span_is_not_current_after_the_call_returns(instrumented: Telemetry, rep
     list(stream)
 
 
-def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_proxy_is_transparent(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     from botocore.eventstream import EventStream
 
     _, stream = start(replayer)
@@ -184,7 +188,9 @@ def test_proxy_is_transparent(instrumented: Telemetry, replayer: Replayer) -> No
     stream.close()
 
 
-def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_events_out_of_order_pass_through_unchanged(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     """A delta before its block start (peers raised KeyError into the app here)."""
     (interaction,) = load(CLAUDE_STREAM)
     raw = frames(interaction.body)
@@ -197,7 +203,9 @@ def test_events_out_of_order_pass_through_unchanged(instrumented: Telemetry, rep
     assert span.attributes["gen_ai.usage.output_tokens"] == 21
 
 
-def test_truncated_stream_ends_without_final_usage(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_truncated_stream_ends_without_final_usage(
+    instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     (interaction,) = load(CLAUDE_STREAM)
     raw = frames(interaction.body)
     cut = b"".join(raw[:5]) + raw[5][:10]  # five whole frames and a torn sixth
@@ -211,7 +219,7 @@ def test_truncated_stream_ends_without_final_usage(instrumented: Telemetry, repl
 
 
 @pytest.mark.parametrize("timing", ["stream", "chunk"])
-def test_chunk_timing_points(timing: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_chunk_timing_points(timing: str, telemetry: TelemetryCapture, replayer: Replayer) -> None:
     from otel_bedrock_tokens import BedrockTokensInstrumentor
 
     instrumentor = BedrockTokensInstrumentor()
@@ -232,7 +240,7 @@ def test_chunk_timing_points(timing: str, telemetry: Telemetry, replayer: Replay
     assert per_chunk.count == (1 if timing == "stream" else 22)
 
 
-def test_metric_totals_equal_span_totals(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_metric_totals_equal_span_totals(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     for path in (CLAUDE_STREAM, CONVERSE_STREAM, CLAUDE_STREAM):
         _, stream = start(replayer, path)
         list(stream)
@@ -255,7 +263,7 @@ def _raising_observer(state: Any, event: Any) -> bool:
 @pytest.mark.parametrize("path", [CLAUDE_STREAM, CONVERSE_STREAM], ids=["invoke", "converse"])
 def test_observer_raising_leaves_the_events_identical(
     path: Any,
-    telemetry: Telemetry,
+    telemetry: TelemetryCapture,
     replayer: Replayer,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -263,12 +271,17 @@ def test_observer_raising_leaves_the_events_identical(
     """An exception inside the per-event step (here, the observer of every event it does not pass
     over) is logged at debug level; the caller's loop sees the very same events and the span still
     ends once, when the stream is exhausted."""
-    from otel_bedrock_tokens import BedrockTokensInstrumentor, streams
+    from otel_bedrock_tokens import BedrockTokensInstrumentor, operations
 
     _, plain_stream = start(replayer, path)
     plain = list(plain_stream)
-    monkeypatch.setattr(streams, "_observe_converse_event", _raising_observer)
-    monkeypatch.setattr(streams, "_invoke_observer", lambda family: _raising_observer)
+    for stream_operation in (operations.ConverseStream, operations.InvokeModelWithResponseStream):
+        real = stream_operation.stream_reading
+        monkeypatch.setattr(
+            stream_operation,
+            "stream_reading",
+            lambda self, request, real=real: real(self, request)._replace(observe=_raising_observer),
+        )
     caplog.set_level("DEBUG", logger="otel_bedrock_tokens")
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(

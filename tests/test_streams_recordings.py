@@ -15,11 +15,11 @@ from botocore.exceptions import ClientError
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.facts import ResponseFacts
 from otel_bedrock_tokens.families import family_for
+from otel_bedrock_tokens.metering import INVOCATION_METRICS
 from otel_bedrock_tokens.model_id import parse_model_id
-from otel_bedrock_tokens.streams import INVOCATION_METRICS
 
 from .support.replay import Interaction, Replayer, all_recordings, call_recorded, load
-from .support.telemetry import Telemetry, make_telemetry
+from .support.telemetry import TelemetryCapture, make_telemetry
 
 STREAM_OPERATIONS = ("InvokeModelWithResponseStream", "ConverseStream")
 STREAM_RECORDINGS = [p for p in all_recordings() if load(p)[0].operation in STREAM_OPERATIONS]
@@ -92,7 +92,7 @@ def consume(replayer: Replayer, interactions: list[Interaction]) -> list[Any]:
 
 @pytest.mark.parametrize("path", STREAM_RECORDINGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_recorded_stream_tokens_match_the_recording(
-    path: Path, instrumented: Telemetry, replayer: Replayer
+    path: Path, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     interactions = load(path)
     consume(replayer, interactions)

@@ -7,7 +7,7 @@ application's own exception that was being handled. A logged traceback prints al
 our constant message, the qualified type of what was raised, the types it chained, and where it was
 raised (module, line, function per frame): never an exception's text, never source lines.
 
-The exception is only read, never changed: it may be the application's own object (a hook may raise
+The exception is only read, never changed: it may be the application's own object (a user hook may raise
 an exception the application keeps), and its chain is the application's to see intact.
 """
 

@@ -10,7 +10,7 @@ So the finalizer does one thing: :func:`abandon` appends the stream's state to a
 atomic in CPython, takes no lock, calls no SDK and does no I/O. The span is then ended, with
 ``bedrock_tokens.stream.end=abandoned``, by whichever comes first:
 
-- the next instrumented call, on the caller's thread before it starts (:func:`drain`; the hooks test
+- the next instrumented call, on the caller's thread before it starts (:func:`drain`; the lifecycle tests
   ``if ABANDONED:`` first, so the hot path pays one truth test of a deque);
 - the reaper, a daemon thread that polls every :data:`REAP_INTERVAL` seconds (a finalizer cannot wake
   a thread: ``Event.set`` takes a lock). It is started from a normal code path, when a stream proxy is

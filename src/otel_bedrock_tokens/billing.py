@@ -1,4 +1,5 @@
-"""The billing terms of one call, read from what Bedrock answered: pure functions, no telemetry.
+"""The billing terms of one call, read from what Bedrock answered, and :func:`apply_terms`, which
+keeps them on the call's response facts: pure functions, no telemetry.
 
 Besides tokens, a response says *how* the call was billed: the service tier that served it
 (``priority``, ``default``, ``flex``, ``reserved``), the latency mode (``standard``, ``optimized``),
@@ -26,9 +27,12 @@ same reason (and to keep attribute cardinality bounded).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .usage import token_count
+
+if TYPE_CHECKING:
+    from .facts import ResponseFacts
 
 #: ``ServiceTierType`` in botocore's model.
 SERVICE_TIERS = frozenset({"priority", "default", "flex", "reserved"})
@@ -241,3 +245,18 @@ def guardrail_id_from_request(params: object) -> str | None:
     if identifier is None:
         identifier = _field(params, "guardrailConfig", "guardrailIdentifier")
     return _identifier(identifier)
+
+
+def apply_terms(facts: ResponseFacts, terms: BillingTerms) -> None:
+    """Keep the billing terms of a response and what they say about the rest of it: a prompt
+    router's choice is the response model; a guardrail's intervention is the call's finish reason
+    (InvokeModel bodies keep the model's own stop reason, Converse already says it)."""
+    if terms.is_empty():
+        return
+    facts.billing = terms.merged(facts.billing)
+    if terms.routed_model is not None:
+        facts.response_model = terms.routed_model
+    if terms.guardrail_intervened and (
+        facts.finish_reasons is None or GUARDRAIL_STOP_REASON not in facts.finish_reasons
+    ):
+        facts.finish_reasons = (GUARDRAIL_STOP_REASON,)

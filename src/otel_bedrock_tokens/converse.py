@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .facts import RequestParams, ResponseFacts
-from .families._fields import as_dict, number, str_tuple, string, token_count
+from .families._fields import UsageKeys, as_dict, number, read_usage_keys, str_tuple, string, token_count
 from .usage import Usage
 
 #: ConverseStream events with this key (text and tool-input deltas) carry no usage and no stop
@@ -36,15 +36,12 @@ def converse_params(params: Mapping[str, Any]) -> RequestParams:
     )
 
 
+_USAGE_KEYS = UsageKeys("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
 def converse_usage(usage: object, into: Usage) -> None:
     """Converse ``usage`` (also the ConverseStream ``metadata`` event's)."""
-    fields = as_dict(usage)
-    if fields is None:
-        return
-    into.input_tokens = token_count(fields.get("inputTokens"))
-    into.output_tokens = token_count(fields.get("outputTokens"))
-    into.cache_read_tokens = token_count(fields.get("cacheReadInputTokens"))
-    into.cache_write_tokens = token_count(fields.get("cacheWriteInputTokens"))
+    read_usage_keys(usage, into, _USAGE_KEYS)
 
 
 def converse_response(result: Mapping[str, Any], facts: ResponseFacts) -> None:

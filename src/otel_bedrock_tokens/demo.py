@@ -272,7 +272,7 @@ class Row:
 
 
 @dataclass(slots=True)
-class Telemetry:
+class DemoProviders:
     """The SDK pieces the demo reads back, and the OTLP exporters when configured."""
 
     tracer_provider: Any
@@ -286,7 +286,7 @@ class Telemetry:
     overflow_tokens: int = 0
 
     @classmethod
-    def create(cls) -> Telemetry:
+    def create(cls) -> DemoProviders:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
@@ -449,7 +449,7 @@ def compare(
     return problems
 
 
-def overflow_problems(telemetry: Telemetry) -> list[str]:
+def overflow_problems(telemetry: DemoProviders) -> list[str]:
     """What the table cannot show when the SDK's cardinality limit was hit (empty: it was not)."""
     if not telemetry.overflowed:
         return []
@@ -666,7 +666,7 @@ def run(
     if instrumentor.is_instrumented_by_opentelemetry:
         raise DemoError("botocore is already instrumented in this process; the demo needs its own providers")
     started = time.perf_counter()
-    telemetry = Telemetry.create()
+    telemetry = DemoProviders.create()
     steps = workload(calls)
     with BedrockEmulator() as emulator:
         configure(emulator)

@@ -5,17 +5,18 @@ Our layer on ``_make_api_call`` is a plain function, not a wrapt proxy. Other in
 official botocore one) uninstrument with ``opentelemetry.instrumentation.utils.unwrap``, which reads
 the attribute with ``getattr`` on the class: that binds every wrapt wrapper of the chain to ``None``,
 and a wrapt wrapper of ours below theirs came back as a *bound* wrapper of ours, which they then set
-on the class (calls kept going through our old hook, ``uninstrument()`` could not find it, and a new
+on the class (calls kept going through our old layer, ``uninstrument()`` could not find it, and a new
 ``instrument()`` measured nothing). A function bound to ``None`` is the function itself, so whatever
 they put back is exactly what was below them. A plain function is also cheaper per call than a wrapt
 wrapper (no bound-wrapper object per call).
 
-aiobotocore is never imported by us: one post-import hook, registered once per process, applies the
-current instrumentation when the application imports ``aiobotocore.client`` (at once when it already
-has). wrapt's post-import hooks cannot be unregistered, so the hook holds no state: it reads
-:attr:`BedrockTokensInstrumentor._aio`, which ``uninstrument()`` clears; instrument/uninstrument
-cycles leave nothing behind. A sync-only process with aiobotocore merely installed pays nothing for it
-(importing aiobotocore costs some 300 ms), and one without it registers nothing at all.
+aiobotocore is never imported by us: one import callback (:func:`_on_aio_import`), registered with
+wrapt once per process, applies the current instrumentation when the application imports
+``aiobotocore.client`` (at once when it already has). wrapt cannot unregister such a callback, so it
+holds no state: it reads :attr:`BedrockTokensInstrumentor._aio`, which ``uninstrument()`` clears;
+instrument/uninstrument cycles leave nothing behind. A sync-only process with aiobotocore merely
+installed pays nothing for it (importing aiobotocore costs some 300 ms), and one without it registers
+nothing at all.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .botocore_adapter import BotocoreAdapter
 from .lifecycle import Lifecycle
 from .operations import OPERATIONS
 from .settings import Settings
-from .telemetry import Telemetry
+from .telemetry import Instruments
 
 if TYPE_CHECKING:
     from .prediction import Predictor
@@ -54,22 +55,22 @@ _METHOD = "_make_api_call"
 _PROXY = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
-def _sync_patch(hook: Any) -> Callable[..., Any]:
-    """Our layer on ``BaseClient._make_api_call``: calls ``hook`` wrapt-style with what is below us
+def _sync_patch(adapter: Any) -> Callable[..., Any]:
+    """Our layer on ``BaseClient._make_api_call``: calls ``adapter`` wrapt-style with what is below us
     (``__wrapped__``, read per call so that a layer can be spliced out beneath us)."""
 
     def _make_api_call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return hook(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
+        return adapter(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
 
     return _make_api_call
 
 
-def _async_patch(hook: Any) -> Callable[..., Any]:
+def _async_patch(adapter: Any) -> Callable[..., Any]:
     """Our layer on ``AioBaseClient._make_api_call``: a coroutine function like the method it
-    replaces (``inspect.iscoroutinefunction`` stays true); the hook returns the coroutine to await."""
+    replaces (``inspect.iscoroutinefunction`` stays true); the adapter returns the coroutine to await."""
 
     async def _make_api_call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await hook(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
+        return await adapter(MethodType(_make_api_call.__wrapped__, self), self, args, kwargs)  # type: ignore[attr-defined]
 
     return _make_api_call
 
@@ -87,22 +88,22 @@ def _is_layer(obj: object) -> bool:
     return isinstance(obj, _PROXY) or _is_patch(obj)
 
 
-def _make_patch(below: Any, hook: Any, is_async: bool) -> Any:
-    patch: Any = (_async_patch if is_async else _sync_patch)(hook)
+def _make_patch(below: Any, adapter: Any, is_async: bool) -> Any:
+    patch: Any = (_async_patch if is_async else _sync_patch)(adapter)
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(patch, name, getattr(below, name, getattr(patch, name)))
     patch.__wrapped__ = below
-    #: The hook, under the name wrapt gives a wrapper's: tools that read wrapt chains read ours.
-    patch._self_wrapper = hook
+    #: The adapter, under the name wrapt gives a wrapper's: tools that read wrapt chains read ours.
+    patch._self_wrapper = adapter
     return patch
 
 
-def _find_our_wrapper(outer: Any, hook: object) -> tuple[Any, Any] | None:
+def _find_our_wrapper(outer: Any, adapter: object) -> tuple[Any, Any] | None:
     """Walk a chain of wrappers; return (the layer whose ``__wrapped__`` is ours or ``None``, ours)."""
     parent = None
     current = outer
     for _ in range(32):  # chains are short; never loop forever on a strange object
-        if _is_patch(current) and current._self_wrapper is hook:
+        if _is_patch(current) and current._self_wrapper is adapter:
             return parent, current
         if not _is_layer(current):
             return None
@@ -110,8 +111,8 @@ def _find_our_wrapper(outer: Any, hook: object) -> tuple[Any, Any] | None:
     return None
 
 
-def _wrap_innermost(cls: Any, hook: Any, is_async: bool = False) -> None:
-    """Put our layer, calling ``hook``, on ``cls._make_api_call`` *below* any wrappers already there.
+def _wrap_innermost(cls: Any, adapter: Any, is_async: bool = False) -> None:
+    """Put our layer, calling ``adapter``, on ``cls._make_api_call`` *below* any wrappers already there.
 
     Other instrumentations (the official botocore one) uninstrument by replacing the attribute with
     the outermost wrapper's ``__wrapped__``. Were we on top of them, their ``uninstrument()`` would
@@ -125,18 +126,18 @@ def _wrap_innermost(cls: Any, hook: Any, is_async: bool = False) -> None:
         innermost, current = current, current.__wrapped__
     if not callable(current):
         raise TypeError(f"{cls.__name__}.{_METHOD} is not a function: {current!r}")
-    patch = _make_patch(current, hook, is_async)
+    patch = _make_patch(current, adapter, is_async)
     if innermost is None:
         setattr(cls, _METHOD, patch)
     else:
         innermost.__wrapped__ = patch
 
 
-def _unwrap(cls: Any, hook: object) -> None:
-    """Remove our layer (the one calling ``hook``) from ``cls._make_api_call``."""
-    found = _find_our_wrapper(cls.__dict__.get(_METHOD), hook)
+def _unwrap(cls: Any, adapter: object) -> None:
+    """Remove our layer (the one calling ``adapter``) from ``cls._make_api_call``."""
+    found = _find_our_wrapper(cls.__dict__.get(_METHOD), adapter)
     if found is None:
-        return  # already gone; the inactive hook would pass straight through anyway
+        return  # already gone; the inactive adapter would pass straight through anyway
     parent, ours = found
     if parent is None:
         setattr(cls, _METHOD, ours.__wrapped__)
@@ -190,10 +191,10 @@ class _AioPatch:
         try:
             from .aiobotocore_adapter import AioBotocoreAdapter
 
-            aio_hook = AioBotocoreAdapter(self.lifecycle)
+            aio_adapter = AioBotocoreAdapter(self.lifecycle)
             target = getattr(module, _AIO_CLASS)
-            _wrap_innermost(target, aio_hook, is_async=True)
-            self.applied, self.target = aio_hook, target
+            _wrap_innermost(target, aio_adapter, is_async=True)
+            self.applied, self.target = aio_adapter, target
         except Exception:
             # An aiobotocore too different from the one we know: sync clients are still measured.
             log_internal_error(logger, "bedrock-tokens: could not instrument aiobotocore", logging.WARNING)
@@ -205,12 +206,13 @@ class _AioPatch:
 
 
 #: Whether :func:`_on_aio_import` is registered with wrapt (once per process: it cannot be removed).
-_aio_import_hook_registered = False
+_aio_import_watch_registered = False
 
 
 def _on_aio_import(module: ModuleType) -> None:
-    """The one post-import hook of the process: applies the aiobotocore half of whatever
-    instrumentation is current when the application imports ``aiobotocore.client`` (none: nothing)."""
+    """The one import callback of the process (registered with wrapt): applies the aiobotocore half
+    of whatever instrumentation is current when the application imports ``aiobotocore.client``
+    (none: nothing)."""
     aio = BedrockTokensInstrumentor._aio
     if aio is not None:
         aio.apply(module)
@@ -218,12 +220,12 @@ def _on_aio_import(module: ModuleType) -> None:
 
 def _arm_aio(aio: _AioPatch) -> None:
     """Apply ``aio`` now if aiobotocore is imported, else when it is."""
-    global _aio_import_hook_registered
+    global _aio_import_watch_registered
     module = sys.modules.get(_AIO_MODULE)
     if module is not None:
         aio.apply(module)
-    elif not _aio_import_hook_registered:
-        _aio_import_hook_registered = True
+    elif not _aio_import_watch_registered:
+        _aio_import_watch_registered = True
         wrapt.register_post_import_hook(_on_aio_import, _AIO_MODULE)
 
 
@@ -253,7 +255,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     see the README for every setting and its ``OTEL_BEDROCK_TOKENS_*`` variable.
     """
 
-    _hook: BotocoreAdapter | None = None
+    _adapter: BotocoreAdapter | None = None
     _aio: _AioPatch | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -268,18 +270,18 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if predictor is not None:
             predictor.price_book = price_book
         lifecycle = Lifecycle(
-            Telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
+            Instruments(kwargs.get("tracer_provider"), kwargs.get("meter_provider"), price_book),
             OPERATIONS,
             request_hook=config.request_hook,
             response_hook=config.response_hook,
             chunk_timing=config.chunk_timing,
             predictor=predictor,
         )
-        hook = BotocoreAdapter(lifecycle)
+        adapter = BotocoreAdapter(lifecycle)
         from botocore.client import BaseClient
 
-        _wrap_innermost(BaseClient, hook)
-        type(self)._hook = hook
+        _wrap_innermost(BaseClient, adapter)
+        type(self)._adapter = adapter
         if _installed(_AIO_PACKAGE):
             aio = type(self)._aio = _AioPatch(lifecycle)
             _arm_aio(aio)
@@ -287,31 +289,31 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
         """Wait until every CountTokens prediction in flight has been recorded (before exporting
         metrics at shutdown, say). ``True`` when none is left; ``False`` on timeout."""
-        hook = type(self)._hook
-        if hook is None or hook.lifecycle.predictor is None:
+        adapter = type(self)._adapter
+        if adapter is None or adapter.lifecycle.predictor is None:
             return True
-        return hook.lifecycle.predictor.wait_idle(timeout)
+        return adapter.lifecycle.predictor.wait_idle(timeout)
 
     async def wait_for_predictions_async(self, timeout: float = 5.0) -> bool:
         """:meth:`wait_for_predictions` for asyncio code: awaits instead of blocking the event loop
         (whose tasks are the predictions in flight for aiobotocore clients)."""
-        hook = type(self)._hook
-        if hook is None or hook.lifecycle.predictor is None:
+        adapter = type(self)._adapter
+        if adapter is None or adapter.lifecycle.predictor is None:
             return True
-        return await hook.lifecycle.predictor.wait_idle_async(timeout)
+        return await adapter.lifecycle.predictor.wait_idle_async(timeout)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from botocore.client import BaseClient
 
-        hook = type(self)._hook
+        adapter = type(self)._adapter
         aio = type(self)._aio
-        type(self)._hook = type(self)._aio = None
-        if hook is None:
+        type(self)._adapter = type(self)._aio = None
+        if adapter is None:
             return
-        lifecycle = hook.lifecycle
+        lifecycle = adapter.lifecycle
         lifecycle.active = False
         if lifecycle.predictor is not None:
             lifecycle.predictor.shutdown()
-        _unwrap(BaseClient, hook)
+        _unwrap(BaseClient, adapter)
         if aio is not None:
             aio.remove()

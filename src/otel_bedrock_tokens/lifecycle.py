@@ -36,7 +36,7 @@ from .facts import ResponseFacts
 from .operations import Operation
 from .refusal import RefuseRequest
 from .streams import StreamProxy, install_proxy
-from .telemetry import Attributes, Call, RequestHook, ResponseHook, Telemetry
+from .telemetry import Attributes, Call, Instruments, RequestHook, ResponseHook
 
 if TYPE_CHECKING:
     from .prediction import Predictor
@@ -51,7 +51,7 @@ class Lifecycle:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: Instruments,
         operations: Mapping[str, Operation],
         request_hook: RequestHook | None = None,
         response_hook: ResponseHook | None = None,
@@ -119,11 +119,7 @@ class Lifecycle:
             except BaseException as error:  # interrupted while it waited for the prediction
                 self.fail(call, error)
                 raise
-        try:  # the span current while the transport runs; a failure only loses the parenting
-            call.activate()
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not make the span current")
-        return call
+        return self.made_current(call)
 
     async def start_async(self, operation: Operation, client: Any, params: Any) -> Call | None:
         """:meth:`start` for an asyncio transport: the prediction is a task on the caller's loop."""
@@ -141,7 +137,13 @@ class Lifecycle:
             except BaseException as error:  # the caller's task was cancelled while it waited
                 self.fail(call, error)
                 raise
-        try:  # the span current while the transport runs; a failure only loses the parenting
+        return self.made_current(call)
+
+    @staticmethod
+    def made_current(call: Call) -> Call:
+        """``call`` with its span made current while the transport runs (the last step of both
+        starts); a failure only loses the parenting, so it is logged and the call goes on."""
+        try:
             call.activate()
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not make the span current")

@@ -106,6 +106,6 @@ LATEST_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 
 def latest_experimental(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``OTEL_SEMCONV_STABILITY_OPT_IN`` lists ``gen_ai_latest_experimental``. Read once per
-    ``instrument()`` (by ``Telemetry``), never per call."""
+    ``instrument()`` (by ``Instruments``), never per call."""
     raw = (os.environ if environ is None else environ).get(SEMCONV_OPT_IN_ENV, "")
     return LATEST_EXPERIMENTAL in (item.strip().lower() for item in raw.split(","))

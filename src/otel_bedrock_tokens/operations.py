@@ -3,22 +3,21 @@
 One :class:`Operation` per ``bedrock-runtime`` operation we measure. Adding an operation (the
 streams, CountTokens) means adding one entry to :data:`OPERATIONS`; the lifecycle, the transport
 adapters and the telemetry do not change. An operation says where its response keeps a body to read
-(:attr:`Operation.body_key`) or an event stream (:attr:`Operation.stream_key`); how to read them is
-the transport's. The wire shapes themselves live in :mod:`.converse`, :mod:`.metering` and
-``families/``. Nothing here touches spans.
+(:attr:`Operation.body_key`) or an event stream (:attr:`Operation.stream_key`, read as its
+:meth:`Operation.stream_reading` says); how to read the bytes is the transport's. The wire shapes
+themselves live in :mod:`.converse`, :mod:`.metering`, :mod:`.stream_events` and ``families/``.
+Nothing here touches spans.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.response import StreamingBody
 
+from .billing import apply_terms as apply_terms  # re-exported: its old home
 from .billing import (
-    GUARDRAIL_STOP_REASON,
-    BillingTerms,
     guardrail_id_from_request,
     terms_from_anthropic_body,
     terms_from_converse,
@@ -30,40 +29,10 @@ from .converse import converse_usage as converse_usage  # re-exported: its old h
 from .facts import RequestFacts, RequestParams, ResponseFacts
 from .families import Family, family_for
 from .families._fields import token_count
+from .json_object import parse_json_object as parse_json_object  # re-exported: its old home
 from .metering import response_metadata, usage_from_headers
 from .model_id import parse_model_id
-
-#: The C scanner behind ``json.loads``, called directly: for the small bodies and chunks of most calls
-#: the Python wrapping around it (encoding detection, ``decode`` and ``raw_decode``) costs about as
-#: much as the parse itself.
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_JSON_WHITESPACE = " \t\n\r"
-
-
-def parse_json_object(data: object) -> dict[str, Any] | None:
-    """``data`` (bytes or str) as a JSON object, or ``None`` for anything else; never raises.
-
-    Accepts exactly what ``json.loads`` accepts: a UTF-8 text that starts with ``{`` goes straight to
-    the scanner (and trailing non-whitespace is refused as ``json.loads`` refuses it); anything else
-    (a BOM, leading whitespace, UTF-16, invalid UTF-8) is left to ``json.loads`` itself."""
-    if not isinstance(data, (bytes, bytearray, str)) or not data:
-        return None
-    try:
-        text = data if isinstance(data, str) else data.decode()
-        if text[0] == "{":
-            parsed, end = _scan_json(text, 0)
-            if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
-                return None
-        else:
-            parsed = json.loads(data)
-    except UnicodeDecodeError:  # not UTF-8: json.loads detects UTF-16 and UTF-32, refuses the rest
-        try:
-            parsed = json.loads(data)
-        except (ValueError, RecursionError):
-            return None
-    except (ValueError, RecursionError, StopIteration):
-        return None
-    return parsed if isinstance(parsed, dict) else None
+from .stream_events import CONVERSE_STREAM_READING, NO_STREAM_READING, StreamReading, invoke_stream_reading
 
 
 class Operation:
@@ -77,6 +46,11 @@ class Operation:
     #: A transport that reads bodies its own way (aiobotocore: with ``await``) reads
     #: ``result[body_key]`` and hands the :class:`.bodies.ReadResult` to :meth:`response`.
     body_key: str | None = None
+
+    def stream_reading(self, request: RequestFacts) -> StreamReading:
+        """How the events of this operation's stream (:attr:`stream_key`) are read for ``request``:
+        the observer and what the per-event step passes over unread. Asked once per stream."""
+        return NO_STREAM_READING
 
     def request(self, params: Mapping[str, Any], server: tuple[str | None, int | None]) -> RequestFacts:
         model_id = params.get("modelId")
@@ -159,24 +133,12 @@ class InvokeModel(_InvokeModelBase):
         return facts
 
 
-def apply_terms(facts: ResponseFacts, terms: BillingTerms) -> None:
-    """Keep the billing terms of a response and what they say about the rest of it: a prompt
-    router's choice is the response model; a guardrail's intervention is the call's finish reason
-    (InvokeModel bodies keep the model's own stop reason, Converse already says it)."""
-    if terms.is_empty():
-        return
-    facts.billing = terms.merged(facts.billing)
-    if terms.routed_model is not None:
-        facts.response_model = terms.routed_model
-    if terms.guardrail_intervened and (
-        facts.finish_reasons is None or GUARDRAIL_STOP_REASON not in facts.finish_reasons
-    ):
-        facts.finish_reasons = (GUARDRAIL_STOP_REASON,)
-
-
 class InvokeModelWithResponseStream(_InvokeModelBase):
     api_name = "InvokeModelWithResponseStream"
     stream_key = "body"
+
+    def stream_reading(self, request: RequestFacts) -> StreamReading:
+        return invoke_stream_reading(family_for(request.model))
 
 
 class _ConverseBase(Operation):
@@ -199,6 +161,9 @@ class Converse(_ConverseBase):
 class ConverseStream(_ConverseBase):
     api_name = "ConverseStream"
     stream_key = "stream"
+
+    def stream_reading(self, request: RequestFacts) -> StreamReading:
+        return CONVERSE_STREAM_READING
 
 
 class CountTokens(Operation):

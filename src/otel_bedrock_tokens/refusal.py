@@ -1,4 +1,4 @@
-"""The budget guard's internal signal, in a module of its own so that the hooks, which catch
+"""The budget guard's internal signal, in a module of its own so that the lifecycle, which catches
 :class:`RefuseRequest` on every call, need not import :mod:`.prediction`: with ``count_tokens="off"``
 (the default) prediction is never imported, which keeps it (and its imports) out of every cold start.
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class RefuseRequest(Exception):
-    """Internal: the budget guard refused; the hook ends the span and raises ``error`` instead."""
+    """Internal: the budget guard refused; the lifecycle ends the span and raises ``error`` instead."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))

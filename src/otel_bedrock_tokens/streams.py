@@ -22,8 +22,8 @@ because it runs once per event): count it, take a clock reading on the first eve
 (``chunk_timing="chunk"``: on every one), pass over the events that carry neither usage nor a stop
 reason without a call (an InvokeModelWithResponseStream chunk that starts with one of its family's
 ``skip_prefixes``, one ``bytes.startswith``; a ConverseStream ``contentBlockDelta``, one key test),
-and hand the rest to the observer of the operation, which parses a chunk's JSON only when it can
-carry usage or a stop reason (``Family.chunk_markers``).
+and hand the rest to the observer the operation chose (:mod:`.stream_events`), which parses a
+chunk's JSON only when it can carry usage or a stop reason (``Family.chunk_markers``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import copy
 import logging
 import weakref
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +39,12 @@ import wrapt
 
 from . import abandoned, names
 from ._logging import log_internal_error
-from .billing import terms_from_anthropic_body, terms_from_converse, terms_from_headers
-from .converse import STREAM_SKIP_KEY, converse_stream_event
+from .billing import apply_terms, terms_from_headers
 from .errors import error_type_of
 from .facts import ResponseFacts
-from .families import Family, family_for
-from .metering import INVOCATION_METRICS, invocation_metrics_usage, response_metadata
-from .operations import Operation, apply_terms, parse_json_object
+from .metering import response_metadata
+from .operations import Operation
+from .stream_events import NO_STREAM_READING, Observer
 from .telemetry import Attributes, Call
 from .usage import Usage
 
@@ -55,8 +53,6 @@ if TYPE_CHECKING:
     from .telemetry import ResponseHook
 
 logger = logging.getLogger(__name__)
-
-_INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
 
 #: ``gen_ai.client.operation.time_per_output_chunk`` granularity. ``stream``: one point per stream,
 #: the mean gap between its chunks (an SDK histogram record costs ~10 µs, more than a whole event is
@@ -69,13 +65,6 @@ END_COMPLETED = "completed"
 END_CLOSED = "closed"
 END_ERROR = "error"
 END_ABANDONED = "abandoned"
-
-
-Observer = Callable[["StreamState", Any], bool]
-
-
-def _ignore_event(state: StreamState, event: Any) -> bool:
-    return False
 
 
 class StreamState:
@@ -115,7 +104,7 @@ class StreamState:
         self.chunk_timing = chunk_timing
         self.per_chunk = chunk_timing == CHUNK_TIMING_CHUNK
         self.ended = False
-        self.observe: Observer = _ignore_event
+        self.observe: Observer = NO_STREAM_READING.observe
         #: InvokeModelWithResponseStream: ``Family.skip_prefixes`` of the model's family.
         self.skip_prefixes: tuple[bytes, ...] = ()
         #: An event with this key is passed over unread (ConverseStream: text deltas); ``""`` is a key
@@ -190,60 +179,6 @@ class StreamState:
             self.lifecycle.end(call, facts, error_type_of(error) if error is not None else None, extra)
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not end a stream span")
-
-
-def _observe_converse_event(state: StreamState, event: Any) -> bool:
-    """ConverseStream: ``messageStop`` has the stop reason, ``metadata`` the usage (last event)."""
-    facts = state.facts
-    billed = converse_stream_event(event, facts)
-    if billed is None:
-        return False
-    state.billed = billed
-    reason = facts.finish_reasons[0] if facts.finish_reasons else None
-    apply_terms(facts, terms_from_converse(event["metadata"], reason))  # usage comes with metadata
-    return True
-
-
-@lru_cache(maxsize=64)
-def _invoke_observer(family: Family) -> Observer:
-    """InvokeModelWithResponseStream: ``{"chunk": {"bytes": model JSON}}``; the final chunk carries
-    ``amazon-bedrock-invocationMetrics``. Built once per family.
-
-    A chunk is parsed only when its bytes contain the invocation-metrics key or one of the family's
-    markers (``Family.chunk_markers``): on a long stream that is a few chunks. Every other chunk that
-    reaches the observer (the loop passes over those with a ``skip_prefixes`` prefix first) costs one
-    or two ``bytes.find`` calls, written out here because this runs once per event."""
-    read_chunk = family.read_chunk
-    metrics = _INVOCATION_METRICS_MARKER
-    markers = family.chunk_markers
-    parse_all = markers is None
-    first_marker = markers[0] if markers else metrics
-    more_markers = markers[1:] if markers else ()
-
-    def observe(state: StreamState, event: Any) -> bool:
-        chunk = event.get("chunk")
-        data = chunk.get("bytes") if chunk is not None else None
-        if type(data) is not bytes:
-            return False
-        if not (
-            parse_all
-            or data.find(first_marker) >= 0
-            or data.find(metrics) >= 0
-            or (more_markers and any(data.find(marker) >= 0 for marker in more_markers))
-        ):
-            return False
-        body = parse_json_object(data)
-        if body is None:
-            return False
-        read_chunk(body, state.facts)
-        apply_terms(state.facts, terms_from_anthropic_body(body))
-        billed = invocation_metrics_usage(body.get(INVOCATION_METRICS))
-        if billed is not None and not billed.is_empty():
-            state.billed = billed
-            return True
-        return False
-
-    return observe
 
 
 class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -321,13 +256,7 @@ def install_proxy(
         lifecycle.end(call, facts, None, {names.STREAM_INCOMPLETE: True})
         return result
     state = StreamState(call, facts, chunk_timing, lifecycle)
-    if operation.api_name == "ConverseStream":
-        state.observe = _observe_converse_event
-        state.skip_key = STREAM_SKIP_KEY  # text and tool-input deltas: no usage, no stop reason
-    else:
-        family = family_for(call.request.model)
-        state.observe = _invoke_observer(family)
-        state.skip_prefixes = family.skip_prefixes
+    state.observe, state.skip_key, state.skip_prefixes = operation.stream_reading(call.request)
     proxy = result[key] = proxy_type(stream, state)
     if response_hook is not None:
         try:

@@ -1,6 +1,6 @@
 """Everything that turns facts into spans and metric points, in one place.
 
-:class:`Telemetry` is built once per ``instrument()``: tracer, histograms and counters are created
+:class:`Instruments` is built once per ``instrument()``: tracer, histograms and counters are created
 here and never per call. :class:`Call` is one measured call from span start to its single end.
 """
 
@@ -60,7 +60,7 @@ def _cost_meter(price_book: PriceBook, meter: Meter) -> CostMeter:
     return CostMeter(price_book, meter)
 
 
-class Telemetry:
+class Instruments:
     """The tracer and instruments of one ``instrument()``."""
 
     def __init__(
@@ -297,7 +297,7 @@ class Call:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: Instruments,
         span: trace.Span,
         common: CommonAttributes,
         request: RequestFacts,

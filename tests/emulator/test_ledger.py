@@ -15,7 +15,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 from otel_bedrock_tokens.emulator.ledger import Ledger
 
 from ..support.emulator import HAIKU, MESSAGES, SONNET4, claude_body
-from ..support.telemetry import Telemetry
+from ..support.telemetry import TelemetryCapture
 
 LONG = " ".join(f"Clause {n}: the customer is always informed." for n in range(300))
 
@@ -97,7 +97,7 @@ def _workload(client: Any) -> None:
     client.count_tokens(modelId=HAIKU, input={"converse": {"messages": MESSAGES}})
 
 
-def _telemetry_totals(telemetry: Telemetry) -> dict[str, dict[str, int]]:
+def _telemetry_totals(telemetry: TelemetryCapture) -> dict[str, dict[str, int]]:
     totals: dict[str, dict[str, int]] = {}
     for point in telemetry.points("gen_ai.client.token.usage"):
         model = point.attributes["gen_ai.request.model"]
@@ -119,7 +119,9 @@ def _telemetry_totals(telemetry: Telemetry) -> dict[str, dict[str, int]]:
     return totals
 
 
-def test_telemetry_equals_the_ledger(bedrock_emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+def test_telemetry_equals_the_ledger(
+    bedrock_emulator: BedrockEmulator, instrumented: TelemetryCapture
+) -> None:
     bedrock_emulator.inject(Fault.throttle(), model="amazon.nova-micro-v1:0")
     _workload(bedrock_emulator.client())
     seen = _telemetry_totals(instrumented)

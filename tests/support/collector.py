@@ -571,12 +571,12 @@ def instrument_definitions() -> dict[str, tuple[str, str]]:
     from opentelemetry.sdk.metrics._internal.instrument import _Counter, _Histogram
 
     from otel_bedrock_tokens.pricing import PriceBook
-    from otel_bedrock_tokens.telemetry import Telemetry
+    from otel_bedrock_tokens.telemetry import Instruments
 
     provider = MeterProvider()
     try:
         # With a price book, so the cost counters exist too (cost is on with genai-prices or a file).
-        telemetry = Telemetry(meter_provider=provider, price_book=PriceBook(None, use_genai_prices=False))
+        telemetry = Instruments(meter_provider=provider, price_book=PriceBook(None, use_genai_prices=False))
         assert telemetry.cost is not None
         found: dict[str, tuple[str, str]] = {}
         for value in [*vars(telemetry).values(), telemetry.cost.counter, telemetry.cost.savings]:

@@ -1,6 +1,6 @@
 """Shared helpers of the fuzz tests: what the app sees of a call, compared with and without us.
 
-The uninstrumented call runs under ``suppress_instrumentation()`` (our hook then calls botocore
+The uninstrumented call runs under ``suppress_instrumentation()`` (our adapter then calls botocore
 straight through), the instrumented one normally, each on the same generated response served by the
 loopback replay server, so botocore parses the very same bytes both times.
 """
@@ -20,7 +20,7 @@ from otel_bedrock_tokens import BedrockTokensInstrumentor, abandoned
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 
 from .replay import Replayer, replay_server
-from .telemetry import Telemetry, make_telemetry
+from .telemetry import TelemetryCapture, make_telemetry
 
 SCOPE = "otel_bedrock_tokens.telemetry"
 
@@ -111,7 +111,7 @@ class InternalErrors(logging.Handler):
 
 
 @contextmanager
-def instrumented(telemetry: Telemetry, **settings: Any) -> Iterator[InternalErrors]:
+def instrumented(telemetry: TelemetryCapture, **settings: Any) -> Iterator[InternalErrors]:
     """Our instrumentation on ``telemetry`` (and our debug log collected) for the block."""
     logger = logging.getLogger("otel_bedrock_tokens")
     errors = InternalErrors()
@@ -130,7 +130,7 @@ def instrumented(telemetry: Telemetry, **settings: Any) -> Iterator[InternalErro
         logger.setLevel(previous)
 
 
-def our_spans(telemetry: Telemetry) -> list[Any]:
+def our_spans(telemetry: TelemetryCapture) -> list[Any]:
     return [span for span in telemetry.spans() if span.instrumentation_scope.name == SCOPE]
 
 
@@ -138,7 +138,7 @@ class Session:
     """One replay server and our instrumentation for a whole fuzz module (examples are many: a
     server and an ``instrument()`` per example would cost more than the example)."""
 
-    def __init__(self, replayer: Replayer, telemetry: Telemetry, errors: InternalErrors) -> None:
+    def __init__(self, replayer: Replayer, telemetry: TelemetryCapture, errors: InternalErrors) -> None:
         self.replayer = replayer
         self.client = replayer.client
         self.telemetry = telemetry

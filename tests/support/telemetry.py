@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 
 @dataclass
-class Telemetry:
+class TelemetryCapture:
     """What the instrumentation exported during a test."""
 
     exporter: InMemorySpanExporter
@@ -48,10 +48,10 @@ class Telemetry:
         return total
 
 
-def make_telemetry() -> Telemetry:
+def make_telemetry() -> TelemetryCapture:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    return Telemetry(exporter, reader, tracer_provider, meter_provider)
+    return TelemetryCapture(exporter, reader, tracer_provider, meter_provider)

@@ -7,7 +7,7 @@ bounded by a timeout. ``driver.scenario`` runs a whole sequence of calls in one 
 coroutine on aiobotocore, so the event loop never pauses between two steps, as in an app): the
 scenario is a generator that yields each value the client returns and gets it back resolved, or
 gets the exception raised at the ``yield``. Everything goes through the public API
-(``BedrockTokensInstrumentor`` patches the real clients; the tests never touch our private hook
+(``BedrockTokensInstrumentor`` patches the real clients; the tests never touch our private adapter
 classes), so the suites survive a rewrite of the internals. ``driver.resolve(body.read(5))`` is the
 value on botocore, the awaited value on aiobotocore.
 """

@@ -79,6 +79,12 @@ def body(answer: Answer, latency_ms: int, intervened: bool = False, trace: Json 
         "output": {"message": {"content": content, "role": "assistant"}},
         "stopReason": stop_reason(answer, intervened),
     }
+    return _with_usage(result, answer, trace)
+
+
+def _with_usage(result: Json, answer: Answer, trace: Json | None) -> Json:
+    """The tail both a Converse body and a ConverseStream ``metadata`` event end with: billing
+    terms, the trace (with the prompt router's choice), then the usage."""
     add_terms(result, answer)
     trace = with_router(trace, answer)
     if trace is not None:
@@ -115,10 +121,4 @@ def events(answer: Answer, intervened: bool = False) -> list[tuple[str, Chunk]]:
 
 
 def metadata(answer: Answer, latency_ms: int, trace: Json | None = None) -> Json:
-    result: Json = {"metrics": {"latencyMs": latency_ms}}
-    add_terms(result, answer)
-    trace = with_router(trace, answer)
-    if trace is not None:
-        result["trace"] = trace
-    result["usage"] = usage(answer)
-    return result
+    return _with_usage({"metrics": {"latencyMs": latency_ms}}, answer, trace)

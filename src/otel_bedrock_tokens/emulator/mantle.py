@@ -212,15 +212,7 @@ def _plain(service: Service, call: Call, operation: str, family: Any, answer: An
     def render(timing: Timing) -> tuple[list[Header], bytes]:
         return [("Content-Type", JSON), ("x-amzn-RequestId", call.request_id)], data
 
-    latency = service._latency(call)
-    return PlainResponse(
-        200,
-        render,
-        delay=latency.total(answer.usage.output) + call.extra_delay,
-        reset_after=call.cut_after(),
-        clean_cut=call.has("short_body"),
-        settle=service._settle(call, 200, answer.usage, lambda d: d.completed, answer=answer),
-    )
+    return service.answer_response(call, answer, render, lambda d: d.completed)
 
 
 def _stream(service: Service, call: Call, operation: str, family: Any, answer: Answer) -> Response:

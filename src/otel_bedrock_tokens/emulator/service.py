@@ -300,6 +300,25 @@ class Service:
     def _latency(self, call: Call) -> Latency:
         return self.state.latency.get(call.operation, call.model_id, call.base_model)
 
+    def answer_response(
+        self,
+        call: Call,
+        answer: Answer,
+        render: Callable[[Timing], tuple[list[Header], bytes]],
+        billed_when: Callable[[Delivery], bool],
+    ) -> PlainResponse:
+        """A 200 with a whole answer in its body (InvokeModel, Converse, the mantle APIs): delayed by
+        the model's latency for the answer's output, cut as the call's fault says, and billed when
+        ``billed_when`` says the delivery reached the client."""
+        return PlainResponse(
+            200,
+            render,
+            delay=self._latency(call).total(answer.usage.output) + call.extra_delay,
+            reset_after=call.cut_after(),
+            clean_cut=call.has("short_body"),
+            settle=self._settle(call, 200, answer.usage, billed_when, answer=answer),
+        )
+
     @staticmethod
     def _invocation_metrics(answer: Answer, timing: Timing) -> Json:
         usage = answer.usage
@@ -399,16 +418,8 @@ class Service:
                 ("x-amzn-RequestId", call.request_id),
             ], data
 
-        latency = self._latency(call)
-        return PlainResponse(
-            200,
-            render,
-            delay=latency.total(answer.usage.output) + call.extra_delay,
-            reset_after=call.cut_after(),
-            clean_cut=call.has("short_body"),
-            # The token headers are written before the body: the usage reached the client.
-            settle=self._settle(call, 200, answer.usage, lambda d: d.headers_sent, answer=answer),
-        )
+        # The token headers are written before the body: the usage reached the client.
+        return self.answer_response(call, answer, render, lambda d: d.headers_sent)
 
     def _invoke_stream(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes
@@ -468,17 +479,7 @@ class Service:
                 data
             ) if malformed else data
 
-        latency = self._latency(call)
-        return PlainResponse(
-            200,
-            render,
-            delay=latency.total(answer.usage.output) + call.extra_delay,
-            reset_after=call.cut_after(),
-            clean_cut=call.has("short_body"),
-            settle=self._settle(
-                call, 200, answer.usage, lambda d: d.completed and not malformed, answer=answer
-            ),
-        )
+        return self.answer_response(call, answer, render, lambda d: d.completed and not malformed)
 
     def _converse_stream(
         self, call: Call, ref: ModelRef, spec: ModelSpec, headers: Mapping[str, str], body: bytes

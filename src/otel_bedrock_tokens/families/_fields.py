@@ -4,20 +4,44 @@ so a family parser is a flat list of lookups and can never throw into the app.""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..usage import token_count
+from ..usage import Usage, token_count
 
 __all__ = [
+    "UsageKeys",
     "as_dict",
     "first_dict",
     "number",
+    "read_usage_keys",
     "reasons",
     "str_tuple",
     "string",
     "token_count",
     "tokens_sum",
 ]
+
+
+class UsageKeys(NamedTuple):
+    """Where one wire shape's ``usage`` object keeps the four billed counts."""
+
+    input: str
+    output: str
+    cache_read: str
+    cache_write: str
+
+
+def read_usage_keys(usage: object, into: Usage, keys: UsageKeys) -> None:
+    """Set the four counts of ``into`` from a ``usage`` object with these ``keys`` (a count absent or
+    not a token count is ``None``); nothing when ``usage`` is not an object. The shapes differ only
+    in their key names (Converse, Nova, Anthropic), so the reading is written once."""
+    fields = as_dict(usage)
+    if fields is None:
+        return
+    into.input_tokens = token_count(fields.get(keys.input))
+    into.output_tokens = token_count(fields.get(keys.output))
+    into.cache_read_tokens = token_count(fields.get(keys.cache_read))
+    into.cache_write_tokens = token_count(fields.get(keys.cache_write))
 
 
 def as_dict(value: object) -> dict[str, Any] | None:

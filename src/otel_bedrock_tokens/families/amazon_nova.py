@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..facts import RequestParams, ResponseFacts
 from ..usage import Usage
-from ._fields import as_dict, number, str_tuple, string, token_count
+from ._fields import UsageKeys, as_dict, number, read_usage_keys, str_tuple, string, token_count
 from .base import Body, Family
 
 
@@ -24,14 +24,13 @@ def request_params(body: Body) -> RequestParams:
     )
 
 
+_USAGE_KEYS = UsageKeys(
+    "inputTokens", "outputTokens", "cacheReadInputTokenCount", "cacheWriteInputTokenCount"
+)
+
+
 def read_usage(usage: object, into: Usage) -> None:
-    fields = as_dict(usage)
-    if fields is None:
-        return
-    into.input_tokens = token_count(fields.get("inputTokens"))
-    into.output_tokens = token_count(fields.get("outputTokens"))
-    into.cache_read_tokens = token_count(fields.get("cacheReadInputTokenCount"))
-    into.cache_write_tokens = token_count(fields.get("cacheWriteInputTokenCount"))
+    read_usage_keys(usage, into, _USAGE_KEYS)
 
 
 def read_response(body: Body, facts: ResponseFacts) -> None:

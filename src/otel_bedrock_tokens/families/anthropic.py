@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..facts import RequestParams, ResponseFacts
 from ..usage import Usage
-from ._fields import as_dict, number, str_tuple, string, token_count
+from ._fields import UsageKeys, as_dict, number, read_usage_keys, str_tuple, string, token_count
 from .base import Body, Family, chat_if_messages
 
 
@@ -19,15 +19,14 @@ def request_params(body: Body) -> RequestParams:
     )
 
 
+_USAGE_KEYS = UsageKeys(
+    "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"
+)
+
+
 def read_usage(usage: object, into: Usage) -> None:
     """Anthropic ``usage``: input excludes cache reads and writes, as billed."""
-    fields = as_dict(usage)
-    if fields is None:
-        return
-    into.input_tokens = token_count(fields.get("input_tokens"))
-    into.output_tokens = token_count(fields.get("output_tokens"))
-    into.cache_read_tokens = token_count(fields.get("cache_read_input_tokens"))
-    into.cache_write_tokens = token_count(fields.get("cache_creation_input_tokens"))
+    read_usage_keys(usage, into, _USAGE_KEYS)
 
 
 def read_response(body: Body, facts: ResponseFacts) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from ..facts import ResponseFacts
 from ..families import anthropic, openai_style
 from ..families._fields import as_dict, string, token_count
-from ..operations import parse_json_object
+from ..json_object import parse_json_object
 from . import request as ops
 from .readers import Reader
 from .sse import SseDecoder, SseEvent

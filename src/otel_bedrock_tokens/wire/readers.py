@@ -26,9 +26,10 @@ from ..converse import converse_usage
 from ..facts import ResponseFacts
 from ..families import family_for
 from ..families._fields import as_dict, string
+from ..json_object import parse_json_object
 from ..metering import INVOCATION_METRICS, invocation_metrics_usage
 from ..model_id import parse_model_id
-from ..operations import OPERATIONS, parse_json_object
+from ..operations import OPERATIONS
 from ..usage import Usage
 from . import request as ops
 from .eventstream import EventStreamDecoder, Frame

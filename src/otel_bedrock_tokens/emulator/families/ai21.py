@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from ..prompt import PromptBuilder
-from .base import Answer, Family, Json, Plan, Stop, max_tokens_of, require_str
+from .base import Answer, Family, Json, Plan, Stop, prompt_plan
 
 _TOKEN = re.compile(r"[^\W\d_]{1,6}|\d{1,3}|\S")
 
@@ -31,11 +30,7 @@ class Jurassic2(Family):
     default_max_tokens: ClassVar[int | None] = 16
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        limit = max_tokens_of(body.get("maxTokens"))
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "maxTokens")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return "length" if stop is Stop.MAX_TOKENS else "endoftext"

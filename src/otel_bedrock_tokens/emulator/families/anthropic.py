@@ -29,6 +29,7 @@ from .base import (
     malformed,
     max_tokens_of,
     media_tokens,
+    prompt_plan,
     require,
     require_list,
     require_str,
@@ -243,11 +244,7 @@ class Text(Family):
     kind: ClassVar[str] = "text"
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        limit = max_tokens_of(require(body, "max_tokens_to_sample"))
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "max_tokens_to_sample", required=True)
 
     def stop_reason(self, stop: Stop) -> str | None:
         return "max_tokens" if stop is Stop.MAX_TOKENS else "stop_sequence"

@@ -246,6 +246,17 @@ def max_tokens_of(*values: object) -> int | None:
     return None
 
 
+def prompt_plan(body: Json, max_tokens_key: str, required: bool = False) -> Plan:
+    """The plan of a prompt-style body: its ``prompt`` text is the whole input, its output limit is
+    under ``max_tokens_key`` (``required``: a body without it is malformed, checked after the
+    prompt). Written once for every family that takes a bare prompt."""
+    prompt = require_str(body, "prompt")
+    limit = max_tokens_of(require(body, max_tokens_key) if required else body.get(max_tokens_key))
+    builder = PromptBuilder()
+    builder.add_text(prompt)
+    return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+
+
 def media_tokens(block: Any) -> int:
     return max(1, len(str(block)) // MEDIA_BYTES_PER_TOKEN)
 

@@ -19,6 +19,7 @@ from .base import (
     Stop,
     as_dict,
     max_tokens_of,
+    prompt_plan,
     require_list,
     require_str,
     text_tokens,
@@ -37,11 +38,7 @@ class Command(Family):
     default_max_tokens: ClassVar[int | None] = 20
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        limit = max_tokens_of(body.get("max_tokens"))
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "max_tokens")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return "MAX_TOKENS" if stop is Stop.MAX_TOKENS else "COMPLETE"

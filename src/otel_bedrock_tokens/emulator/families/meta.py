@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..prompt import PromptBuilder
-from .base import Answer, Chunk, Family, Json, Plan, Stop, max_tokens_of, require_str, text_tokens
+from .base import (
+    Answer,
+    Chunk,
+    Family,
+    Json,
+    Plan,
+    Stop,
+    prompt_plan,
+    text_tokens,
+)
 
 
 class Llama(Family):
@@ -14,15 +22,7 @@ class Llama(Family):
     default_max_tokens: ClassVar[int | None] = 512
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        return Plan(
-            builder.build(),
-            max_tokens=max_tokens_of(body.get("max_gen_len")),
-            last_user_text=prompt,
-            input_text=prompt,
-        )
+        return prompt_plan(body, "max_gen_len")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return "length" if stop is Stop.MAX_TOKENS else "stop"

@@ -16,8 +16,8 @@ from .base import (
     Stop,
     as_dict,
     max_tokens_of,
+    prompt_plan,
     require_list,
-    require_str,
     text_tokens,
 )
 
@@ -31,11 +31,7 @@ class MistralText(Family):
         return CHAT if "messages" in body else self
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        limit = max_tokens_of(body.get("max_tokens"))
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "max_tokens")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return "length" if stop is Stop.MAX_TOKENS else "stop"

@@ -18,8 +18,8 @@ from .base import (
     Stop,
     as_dict,
     max_tokens_of,
+    prompt_plan,
     require_list,
-    require_str,
     text_tokens,
 )
 
@@ -123,11 +123,7 @@ class DeepSeek(Family):
     default_max_tokens: ClassVar[int | None] = 8192
 
     def plan(self, body: Json) -> Plan:
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        limit = max_tokens_of(body.get("max_tokens"))
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "max_tokens")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return _finish(stop)
@@ -153,11 +149,7 @@ class OpenAICompletion(Family):
     def plan(self, body: Json) -> Plan:
         if "messages" in body:
             return _chat_plan(body)
-        prompt = require_str(body, "prompt")
-        builder = PromptBuilder()
-        builder.add_text(prompt)
-        limit = max_tokens_of(body.get("max_tokens"))
-        return Plan(builder.build(), max_tokens=limit, last_user_text=prompt, input_text=prompt)
+        return prompt_plan(body, "max_tokens")
 
     def stop_reason(self, stop: Stop) -> str | None:
         return _finish(stop)
