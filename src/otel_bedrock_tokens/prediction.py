@@ -36,17 +36,19 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from time import monotonic
-from typing import Any, Union
+from typing import Any, Final, Literal, Union
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from . import names
 from ._logging import log_internal_error
+from .budget import TokenBudgetExceeded as TokenBudgetExceeded  # the public name (see budget)
+from .budget import guard
+from .count_tokens_input import count_model_id, count_tokens_input, request_size
 from .errors import error_type_of
 from .facts import RequestFacts
 from .pricing import PriceBook
-from .refusal import RefuseRequest
 from .settings import PredictionSettings
 from .telemetry import Attributes, Call
 
@@ -54,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 #: Operations whose request CountTokens can count, and the CountTokens input they map to.
 PREDICTED_OPERATIONS = ("InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream")
-_CONVERSE_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 
 #: Error codes that mean "this model cannot be counted here" (remembered per model).
 _UNSUPPORTED = frozenset({"ValidationException", "AccessDeniedException", "ResourceNotFoundException"})
@@ -73,108 +74,26 @@ _SEND_HEADSTART = 0.005
 _SEND_EVENT = "before-send.bedrock-runtime"
 _SEND_HANDLER_ID = "otel-bedrock-tokens-count"
 
-# Outcomes (the ``bedrock_tokens.prediction.status`` values).
-OK = "ok"
-UNSUPPORTED = "unsupported"
-THROTTLED = "throttled"
-TIMEOUT = "timeout"
-ERROR = "error"
-SKIPPED = "skipped"
-SAMPLED_OUT = "sampled_out"
-LATE = "late"
+#: A prediction's outcome: the ``bedrock_tokens.prediction.status`` values.
+Outcome = Literal["ok", "unsupported", "throttled", "timeout", "error", "skipped", "sampled_out", "late"]
+OK: Final = "ok"
+UNSUPPORTED: Final = "unsupported"
+THROTTLED: Final = "throttled"
+TIMEOUT: Final = "timeout"
+ERROR: Final = "error"
+SKIPPED: Final = "skipped"
+SAMPLED_OUT: Final = "sampled_out"
+LATE: Final = "late"
 
-
-class TokenBudgetExceeded(Exception):
-    """Raised before a request is sent when CountTokens predicts more input tokens than the
-    configured ``max_input_tokens`` allows (``count_tokens="before"`` only)."""
-
-    def __init__(
-        self,
-        model_id: str,
-        predicted: int,
-        limit: int | None,
-        *,
-        cost_usd: float | None = None,
-        limit_usd: float | None = None,
-        max_output_tokens: int | None = None,
-    ) -> None:
-        if limit_usd is not None and cost_usd is not None:
-            output = f" + {max_output_tokens} max output tokens" if max_output_tokens else ""
-            message = (
-                f"request to {model_id} would cost up to {cost_usd:.6f} USD ({predicted} input tokens "
-                f"predicted{output}), over the budget of {limit_usd:g} USD "
-                "(otel-bedrock-tokens max_request_cost_usd); nothing was sent"
-            )
-        else:
-            message = (
-                f"request to {model_id} would use {predicted} input tokens, over the budget of {limit} "
-                "(otel-bedrock-tokens max_input_tokens); nothing was sent"
-            )
-        super().__init__(message)
-        self.model_id = model_id
-        self.predicted = predicted
-        #: The token budget (``None`` when the money budget refused).
-        self.limit = limit
-        #: Money budget refusals: the predicted cost (input + ``max_tokens`` output) and the limit.
-        self.cost_usd = cost_usd
-        self.limit_usd = limit_usd
-        self.max_output_tokens = max_output_tokens
-
-
-def count_model_id(request: RequestFacts, model_map: Mapping[str, str]) -> str | None:
-    """The foundation model id CountTokens is asked about, or ``None`` for an opaque id.
-
-    Geo prefixes are stripped and profile ARNs reduced to their foundation model: CountTokens takes a
-    foundation-model id, and whether it accepts cross-region profiles is not settled.
-    """
-    mapped = model_map.get(request.model_id)
-    if mapped is not None:
-        return mapped
-    model = request.model
-    if model.base_model is None or model.kind == "custom-model":
-        return None
-    return model.base_model
-
-
-def count_tokens_input(api_operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The CountTokens ``input`` for a request, or ``None`` when its body cannot be counted."""
-    if api_operation in ("InvokeModel", "InvokeModelWithResponseStream"):
-        body = params.get("body")
-        if isinstance(body, str):
-            body = body.encode()
-        if not isinstance(body, (bytes, bytearray)):
-            return None  # a file-like body is the caller's to read, not ours
-        return {"invokeModel": {"body": bytes(body)}}
-    converse = {key: params[key] for key in _CONVERSE_FIELDS if key in params}
-    return {"converse": converse} if "messages" in converse else None
-
-
-def request_size(api_operation: str, params: Mapping[str, Any], stop_above: int) -> int:
-    """The size in bytes (characters for text) of what CountTokens would be sent for a request,
-    without copying or serialising it; the count stops once it is past ``stop_above``.
-
-    For InvokeModel that is the body's length; for Converse, the lengths of every string and byte
-    string among the counted fields' values (images and documents included), walked iteratively:
-    a cheap lower bound of the JSON, enough to tell a 50 MB request from a 1 MB one."""
-    if api_operation in ("InvokeModel", "InvokeModelWithResponseStream"):
-        body = params.get("body")
-        return len(body) if isinstance(body, (bytes, bytearray, str)) else 0
-    size = 0
-    stack: list[Any] = [params[key] for key in _CONVERSE_FIELDS if key in params]
-    while stack and size <= stop_above:
-        item = stack.pop()
-        kind = type(item)  # exact types first: this runs on every predicted Converse call
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is str or kind is bytes or isinstance(item, (str, bytes, bytearray)):
-            size += len(item)
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return size
+#: Why a prediction was skipped or not asked: the ``bedrock_tokens.prediction.skip_reason`` values.
+SkipReason = Literal[
+    "request_not_sent",
+    "queue_full",
+    "body_not_countable",
+    "opaque_model_id",
+    "too_large",
+    "remembered_unsupported",
+]
 
 
 #: A cache key: the whole count-model id, the kind of CountTokens input, and a digest of the input.
@@ -238,7 +157,7 @@ def _cancelling() -> bool:
     return bool(cancelling()) if cancelling is not None else False
 
 
-def _classify(error: BaseException) -> str:
+def _classify(error: BaseException) -> Outcome:
     if isinstance(error, (FutureTimeout, ReadTimeoutError, ConnectTimeoutError, TimeoutError)):
         return TIMEOUT
     if isinstance(error, ClientError):
@@ -275,9 +194,9 @@ class Prediction:
         self._generation = 0  # the predictor's generation when submitted (see Predictor.settled)
         self._started = monotonic()
         self.predicted: int | None = None
-        self.outcome: str | None = None
+        self.outcome: Outcome | None = None
         self.cached = False
-        self.skip_reason: str | None = None
+        self.skip_reason: SkipReason | None = None
 
     def wait(self, timeout: float) -> None:
         """``before`` mode: block until the prediction is in or ``timeout`` passes."""
@@ -453,7 +372,7 @@ class Predictor:
             elif settings.mode == "before":
                 prediction.wait(settings.timeout)
         if settings.mode == "before":
-            self._guard(request, prediction)
+            guard(self.settings, self.price_book, request, prediction.predicted)
         return prediction
 
     def _defer(self, prediction: Prediction, client: Any, job: _Job) -> bool:
@@ -500,7 +419,7 @@ class Predictor:
             elif settings.mode == "before":
                 await prediction.wait_async(settings.timeout)
         if settings.mode == "before":
-            self._guard(request, prediction)
+            guard(self.settings, self.price_book, request, prediction.predicted)
         return prediction
 
     def _prepare(
@@ -517,10 +436,10 @@ class Predictor:
         if settings.sample_rate < 1.0 and self._random.random() >= settings.sample_rate:
             prediction.outcome = SAMPLED_OUT
             return prediction, None
-        model = count_model_id(request, settings.model_map)
+        model = count_model_id(request.model, settings.model_map)
         limit = settings.max_body_bytes
         count_input: dict[str, Any] | None = None
-        skip_reason = "body_not_countable"
+        skip_reason: SkipReason = "body_not_countable"
         if model is None:
             skip_reason = "opaque_model_id"
         elif limit and request_size(request.api_operation, params, limit) > limit:
@@ -542,69 +461,6 @@ class Predictor:
             prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
             return prediction, None
         return prediction, (model, count_input, key)
-
-    def _guard(self, request: RequestFacts, prediction: Prediction) -> None:
-        budget = self.settings.budget
-        predicted = prediction.predicted
-        if predicted is None:
-            return
-        if self.settings.max_request_cost_usd is not None:
-            self._guard_cost(request, predicted, self.settings.max_request_cost_usd)
-        if not budget:
-            return
-        limit = budget.get(request.model_id)
-        if limit is None and request.model.base_model is not None:
-            limit = budget.get(request.model.base_model)
-        if limit is None:
-            limit = budget.get("*")
-        if limit is None or predicted <= limit:
-            return
-        decide = self.settings.on_budget_exceeded
-        if decide is not None:
-            try:
-                if decide(request.model_id, predicted, limit):
-                    return
-            except Exception as error:  # the user's callback refused in its own words
-                raise RefuseRequest(error) from None
-        raise RefuseRequest(TokenBudgetExceeded(request.model_id, predicted, limit))
-
-    def _guard_cost(self, request: RequestFacts, predicted: int, limit_usd: float) -> None:
-        """``max_request_cost_usd``: predicted input at the input price plus ``max_tokens`` at the
-        output price (the most the answer can cost), at the default tier (the served tier is known
-        only from the response). A model with no price cannot be judged: it passes."""
-        book = self.price_book
-        if book is None:
-            return
-        try:
-            prices = book.prices_for(request.model_id)
-            if prices is None:
-                return
-            max_output = request.params.max_tokens or 0
-            cost = predicted * prices.input.at(predicted)
-            if max_output and prices.output is not None:
-                cost += max_output * prices.output.at(predicted)
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not price a request for its budget")
-            return
-        if cost <= limit_usd:
-            return
-        decide = self.settings.on_budget_exceeded
-        if decide is not None:
-            try:
-                if decide(request.model_id, cost, limit_usd):
-                    return
-            except Exception as error:  # the user's callback refused in its own words
-                raise RefuseRequest(error) from None
-        raise RefuseRequest(
-            TokenBudgetExceeded(
-                request.model_id,
-                predicted,
-                None,
-                cost_usd=cost,
-                limit_usd=limit_usd,
-                max_output_tokens=max_output or None,
-            )
-        )
 
     def _cached(self, key: CacheKey) -> int | None:
         with self._lock:
