@@ -22,6 +22,7 @@ NOT_FOR_THE_DEFAULTS = (
     "otel_bedrock_tokens.prediction",
     "otel_bedrock_tokens.budget",
     "otel_bedrock_tokens.count_tokens_input",
+    "otel_bedrock_tokens.count_cache",
     "otel_bedrock_tokens.emulator",
     "otel_bedrock_tokens.cli",
     "otel_bedrock_tokens.demo",

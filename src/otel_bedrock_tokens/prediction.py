@@ -23,15 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hashlib
-import json
 import logging
 import os
 import random
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -45,6 +42,7 @@ from . import names
 from ._logging import log_internal_error
 from .budget import TokenBudgetExceeded as TokenBudgetExceeded  # the public name (see budget)
 from .budget import guard
+from .count_cache import CacheKey, CountCache
 from .count_tokens_input import count_model_id, count_tokens_input, request_size
 from .errors import error_type_of
 from .facts import RequestFacts
@@ -94,25 +92,6 @@ SkipReason = Literal[
     "too_large",
     "remembered_unsupported",
 ]
-
-
-#: A cache key: the whole count-model id, the kind of CountTokens input, and a digest of the input.
-#: The model id is a tuple member, never hashed into 16 bytes of ``person=`` (which truncated it, and
-#: so gave every ``anthropic.claude...`` id one shared cache).
-CacheKey = tuple[str, str, bytes]
-_NO_KEY: CacheKey = ("", "", b"")
-
-
-def cache_key(model: str, count_input: Mapping[str, Any]) -> CacheKey:
-    """The cache key of one CountTokens question: two different models never share one."""
-    invoke = count_input.get("invokeModel")
-    if invoke is not None:
-        payload: bytes = invoke["body"]
-        kind = "invokeModel"
-    else:
-        payload = json.dumps(count_input, sort_keys=True, default=repr).encode()
-        kind = "converse"
-    return model, kind, hashlib.blake2b(payload, digest_size=16).digest()
 
 
 #: A CountTokens call still to make: (count-model id, CountTokens input, cache key).
@@ -302,8 +281,8 @@ class Predictor:
         #: Prices for ``max_request_cost_usd`` (set by ``instrument()``; ``None``: cost is off).
         self.price_book: PriceBook | None = None
         self._max_pending = settings.workers * _QUEUE_PER_WORKER
-        self._cache: OrderedDict[CacheKey, int] = OrderedDict()
-        self._unsupported: dict[str, float] = {}  # count model id -> remembered until (monotonic)
+        #: Counts of identical requests and the models CountTokens refused (kept across a fork).
+        self.cache = CountCache(settings.cache_size, settings.remember_seconds)
         self._closed = False  # shut down: no pool is ever started again
         self._generation = 0  # bumped in a forked child: the parent's work in flight is not ours
         self._fresh_process_state()
@@ -330,17 +309,19 @@ class Predictor:
     def _after_fork_in_child(self) -> None:
         """In a forked child: the pool's threads, the locks' owners and the loops' tasks stayed in
         the parent. Start from fresh process state with nothing in flight; the parent's
-        predictions in flight settle (or not) there, never here (see :meth:`settled`).
-
-        The cache and the remembered unsupported models are kept: they are plain data about
-        Bedrock, as true in the child as in the parent (a ``--preload`` parent's warm cache serves
-        every worker), and consistent, since each change to them is one operation under the GIL
-        (a parent thread can be between two of them, never inside one); the cache is trimmed to
-        its bound again in case the fork fell between an insertion and its eviction."""
+        predictions in flight settle (or not) there, never here (see :meth:`settled`). The cache
+        is kept (see :mod:`.count_cache`)."""
         self._generation += 1
         self._fresh_process_state()
-        while len(self._cache) > self.settings.cache_size:
-            self._cache.popitem(last=False)
+        self.cache.after_fork_in_child()
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Each bounded structure's size and bound, for the soak benchmark (no lock: a snapshot)."""
+        return {
+            **self.cache.sizes(),
+            "pending": (self._pending, self._max_pending),
+            "tasks": (len(self._tasks), self._max_pending),
+        }
 
     def shutdown(self) -> None:
         """uninstrument(): stop the pool, and leave nothing of ours on the clients it served."""
@@ -451,42 +432,16 @@ class Predictor:
         if model is None or count_input is None:
             prediction.outcome, prediction.skip_reason = SKIPPED, skip_reason
             return prediction, None
-        if self._is_unsupported(model):
+        if self.cache.is_unsupported(model):
             prediction.outcome = UNSUPPORTED
             prediction.skip_reason = "remembered_unsupported"
             return prediction, None
-        key = cache_key(model, count_input) if settings.cache_size else _NO_KEY
-        cached = self._cached(key) if settings.cache_size else None
+        key = self.cache.key(model, count_input)
+        cached = self.cache.get(key)
         if cached is not None:
             prediction.predicted, prediction.outcome, prediction.cached = cached, OK, True
             return prediction, None
         return prediction, (model, count_input, key)
-
-    def _cached(self, key: CacheKey) -> int | None:
-        with self._lock:
-            value = self._cache.get(key)
-            if value is not None:
-                self._cache.move_to_end(key)
-            return value
-
-    def _remember(self, key: CacheKey, predicted: int) -> None:
-        if not self.settings.cache_size:
-            return
-        with self._lock:
-            self._cache[key] = predicted
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.settings.cache_size:
-                self._cache.popitem(last=False)
-
-    def _is_unsupported(self, model: str) -> bool:
-        until = self._unsupported.get(model)
-        if until is None:
-            return False
-        if monotonic() < until:
-            return True
-        with self._lock:
-            self._unsupported.pop(model, None)
-        return False
 
     def _submit(
         self,
@@ -613,15 +568,12 @@ class Predictor:
         predicted = response["inputTokens"]
         if type(predicted) is not int or predicted < 0:
             raise ValueError(f"CountTokens answered {predicted!r}")
-        self._remember(key, predicted)
+        self.cache.put(key, predicted)
         return predicted
 
     def _count_failed(self, model: str, error: ClientError) -> None:
         if _classify(error) == UNSUPPORTED:
-            with self._lock:
-                self._unsupported[model] = monotonic() + self.settings.remember_seconds
-                if len(self._unsupported) > 4096:  # bounded, whatever ids an app invents
-                    self._unsupported.pop(next(iter(self._unsupported)))
+            self.cache.remember_unsupported(model)
 
     def settled(self, generation: int) -> None:
         """A submitted prediction has been recorded (on its span or late, in the metrics). One
