@@ -21,7 +21,7 @@ user calls and never recurse into the hook.
 
 A forked child (``os.fork``, multiprocessing's fork start method, gunicorn ``--preload``, Celery
 prefork) inherits none of the pool's threads: an at-fork hook gives every live predictor fresh
-locks, counts and an empty pool there (:meth:`Predictor._after_fork_in_child`).
+locks, counts and an empty pool there (:meth:`Predictor.after_fork_in_child`).
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ class Predictor:
         self._random = random.Random()  # seeded anew: a child must not sample as its parent does
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """In a forked child: the pool's threads, the locks' owners and the loops' tasks stayed in
         the parent. Start from fresh process state with nothing in flight; the parent's
         predictions in flight settle (or not) there, never here (see :meth:`settled`). The cache
@@ -570,7 +570,7 @@ def _after_fork_in_child() -> None:
     try:
         _registry_lock = threading.Lock()
         for predictor in list(_live_predictors):
-            predictor._after_fork_in_child()
+            predictor.after_fork_in_child()
     except Exception:
         log_internal_error(logger, "bedrock-tokens: could not reset prediction state after fork")
 
