@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.cli import UsageError
@@ -54,6 +56,26 @@ def test_the_model_map_wins_for_the_id_as_passed() -> None:
 @pytest.mark.parametrize("model_id", COUNTABLE)
 def test_the_cli_counts_the_same_model_as_the_predictor(model_id: str) -> None:
     assert cli_count_model_id(model_id)[0] == count_model_id(parse_model_id(model_id))
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            "{}{}.{}".format,
+            st.sampled_from(["", "us.", "global.", "arn:aws:bedrock:us-east-1::foundation-model/"]),
+            st.text(max_size=20),
+            st.text(max_size=20),
+        ),
+    )
+)
+def test_the_cli_and_the_predictor_agree_on_any_id(model_id: str) -> None:
+    counted = count_model_id(parse_model_id(model_id))
+    if counted is None:
+        with pytest.raises(UsageError):
+            cli_count_model_id(model_id)
+    else:
+        assert cli_count_model_id(model_id)[0] == counted
 
 
 @pytest.mark.parametrize("model_id", [HAIKU, FOUNDATION_ARN, GOV_ARN])
