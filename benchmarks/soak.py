@@ -204,13 +204,8 @@ def cache_sizes() -> dict[str, tuple[int, int | None]]:
         sizes["telemetry._common"] = (len(common), getattr(telemetry, "_COMMON_CACHE_SIZE", None))
     predictor = getattr(lifecycle, "predictor", None)
     if predictor is not None:
-        settings = predictor.settings
-        sizes["predictor._cache"] = (len(predictor._cache), settings.cache_size)
-        sizes["predictor._unsupported"] = (len(predictor._unsupported), 4096)
-        sizes["predictor._pending"] = (predictor._pending, predictor._max_pending)
-        tasks = getattr(predictor, "_tasks", None)
-        if tasks is not None:
-            sizes["predictor._tasks"] = (len(tasks), predictor._max_pending)
+        for name, size in predictor.sizes().items():
+            sizes[f"predictor.{name}"] = size
     return sizes
 
 

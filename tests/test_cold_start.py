@@ -20,6 +20,11 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 #: Modules of ours that ``count_tokens="off"`` (the default) never needs.
 NOT_FOR_THE_DEFAULTS = (
     "otel_bedrock_tokens.prediction",
+    "otel_bedrock_tokens.budget",
+    "otel_bedrock_tokens.count_tokens_input",
+    "otel_bedrock_tokens.count_cache",
+    "otel_bedrock_tokens.count_pool",
+    "otel_bedrock_tokens.count_tasks",
     "otel_bedrock_tokens.emulator",
     "otel_bedrock_tokens.cli",
     "otel_bedrock_tokens.demo",

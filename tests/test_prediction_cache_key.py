@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor, TokenBudgetExceeded
+from otel_bedrock_tokens.count_cache import cache_key
 from otel_bedrock_tokens.emulator import BedrockEmulator
-from otel_bedrock_tokens.prediction import cache_key
 
 from .support.telemetry import TelemetryCapture
 

@@ -80,4 +80,4 @@ def test_every_cache_stays_within_its_bound(emulator_url: str) -> None:
     assert sizes["model_id.parse_model_id"] == (bound, bound)
     for name, (size, limit) in sizes.items():
         assert limit is None or size <= limit, (name, size, limit)
-    assert 0 < sizes["predictor._cache"][0] <= 32
+    assert 0 < sizes["predictor.cache"][0] <= 32

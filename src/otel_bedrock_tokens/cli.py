@@ -158,7 +158,6 @@ def _summary(emulator: Any) -> None:
 _INVOKE_MARKERS = frozenset(
     {"anthropic_version", "inputText", "prompt", "schemaVersion", "texts", "message", "inferenceConfig"}
 )
-_CONVERSE_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 
 
 def count_input(text: str | None, document: Any, raw: str | None, kind: str) -> dict[str, Any]:
@@ -172,9 +171,12 @@ def count_input(text: str | None, document: Any, raw: str | None, kind: str) -> 
             return dict(document["input"])
         kind = "invoke" if _INVOKE_MARKERS & set(document) or _has_typed_blocks(document) else "converse"
     if kind == "converse":
-        if not isinstance(document.get("messages"), list):
+        from .count_tokens_input import count_tokens_input
+
+        converse = count_tokens_input("Converse", document)
+        if converse is None or not isinstance(document["messages"], list):
             raise UsageError("a Converse request file needs a 'messages' list")
-        return {"converse": {key: document[key] for key in _CONVERSE_FIELDS if key in document}}
+        return converse
     return {"invokeModel": {"body": raw if raw is not None else json.dumps(document)}}
 
 
@@ -192,21 +194,25 @@ def _has_typed_blocks(document: dict[str, Any]) -> bool:
 
 
 def count_model_id(model: str) -> tuple[str, str | None]:
-    """The id to ask CountTokens about, and a note when it differs from ``model``.
+    """The id to ask CountTokens about, and a note when it names another model than ``model``.
 
-    CountTokens takes a foundation model id or ARN; for a cross-region profile (``us.anthropic...``)
-    we ask about the foundation model behind it. Opaque ids name no model CountTokens can count."""
+    The same id the predictor asks about (:func:`.count_tokens_input.count_model_id`): the plain
+    foundation-model id, also for a foundation-model ARN (no note: the same model) and a cross-region
+    profile (with a note: the foundation model behind it). Opaque ids name no model CountTokens can
+    count: a usage error."""
+    from .count_tokens_input import count_model_id as foundation_model_of
     from .model_id import parse_model_id
 
     ref = parse_model_id(model)
-    if ref.kind in ("foundation", "foundation-model"):
-        return model, None
-    if ref.base_model is not None and ref.kind == "inference-profile":
-        return ref.base_model, f"counting with {ref.base_model}, the foundation model behind {model}"
-    raise UsageError(
-        f"{model} is an {ref.kind} id: CountTokens needs a foundation model id "
-        "(e.g. anthropic.claude-sonnet-4-20250514-v1:0)"
-    )
+    counted = foundation_model_of(ref)
+    if counted is None:
+        raise UsageError(
+            f"{model} is an {ref.kind} id: CountTokens needs a foundation model id "
+            "(e.g. anthropic.claude-sonnet-4-20250514-v1:0)"
+        )
+    if ref.kind in ("inference-profile",) or ref.geo is not None:
+        return counted, f"counting with {counted}, the foundation model behind {model}"
+    return counted, None
 
 
 def _is_loopback(url: str | None) -> bool:

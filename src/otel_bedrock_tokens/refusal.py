@@ -2,8 +2,9 @@
 :class:`RefuseRequest` on every call, need not import :mod:`.prediction`: with ``count_tokens="off"``
 (the default) prediction is never imported, which keeps it (and its imports) out of every cold start.
 
-The public :class:`~otel_bedrock_tokens.prediction.TokenBudgetExceeded` stays in :mod:`.prediction`:
-its qualified name is the ``error.type`` of a refused call's span."""
+The public :class:`~otel_bedrock_tokens.prediction.TokenBudgetExceeded` is defined in :mod:`.budget`
+and imported from :mod:`.prediction`, whose name it keeps (``__module__``): its qualified name is the
+``error.type`` of a refused call's span."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 if TYPE_CHECKING:
     from .pricing import UserPrices
@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Chunk timing granularity: see ``streams.CHUNK_TIMING_STREAM``.
 CHUNK_TIMINGS = ("stream", "chunk")
-#: CountTokens prediction modes.
-COUNT_TOKENS_MODES = ("off", "parallel", "before")
+#: ``count_tokens``: off (the default), CountTokens alongside the request, or before it (budget guard).
+CountTokensMode = Literal["off", "parallel", "before"]
+COUNT_TOKENS_MODES: tuple[CountTokensMode, ...] = ("off", "parallel", "before")
 
 ENV_PREFIX = "OTEL_BEDROCK_TOKENS_"
 
@@ -291,7 +292,7 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # NamedTuples, not frozen dataclasses: as immutable, and defining them costs about a tenth as much,
 # paid by every cold start.
 class PredictionSettings(NamedTuple):
-    mode: str = "off"
+    mode: CountTokensMode = "off"
     sample_rate: float = 1.0
     timeout: float = 2.0
     workers: int = 4
@@ -337,7 +338,7 @@ class Settings(NamedTuple):
     @classmethod
     def _parse(cls, source: _Source) -> Settings:
         prediction = PredictionSettings(
-            mode=_choice(source, "count_tokens", COUNT_TOKENS_MODES, "off"),
+            mode=cast("CountTokensMode", _choice(source, "count_tokens", COUNT_TOKENS_MODES, "off")),
             sample_rate=_number(source, "count_tokens_sample_rate", 1.0, 0.0, 1.0),
             timeout=_number(source, "count_tokens_timeout", 2.0, 0.001, 600.0),
             workers=_integer(source, "count_tokens_workers", 4, 1, 64),
