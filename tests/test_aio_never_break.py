@@ -1,6 +1,8 @@
 """Never break an asyncio app: for every path where our code could fail, the aiobotocore caller gets
 exactly what an uninstrumented client gives (same bytes, same exception), and the span says what
-happened. The InvokeModel body the caller awaits is a body of the same class over the same bytes."""
+happened. The InvokeModel body the caller awaits is a body of the same class over the same bytes.
+Behaviours shared with botocore (non-JSON and empty bodies, connection refused) are in
+test_never_break.py, run on every transport."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from otel_bedrock_tokens import (
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
-from .support.aio import CLAUDE, aio_client, call_recorded_async, messages, run
+from .support.aio import CLAUDE, aio_client, call_recorded_async, run
 from .support.replay import (
     RECORDINGS,
     RawServer,
@@ -188,18 +190,6 @@ def test_body_behaves_as_without_instrumentation(use: str, telemetry: Telemetry,
 
 def test_body_is_an_aio_streaming_body(instrumented: Telemetry, replayer: Replayer) -> None:
     assert invoke(replayer, BODY, lambda body: _value(type(body))) is AioStreamingBody
-
-
-def test_non_json_body_reaches_the_caller_byte_exact(instrumented: Telemetry, replayer: Replayer) -> None:
-    assert invoke(replayer, NOT_JSON, read_all) == NOT_JSON
-    (span,) = instrumented.spans()
-    assert span.attributes["gen_ai.usage.input_tokens"] == 11  # the default token headers
-    assert "error.type" not in span.attributes
-
-
-def test_empty_body_reaches_the_caller_empty(instrumented: Telemetry, replayer: Replayer) -> None:
-    assert invoke(replayer, b"", read_all) == b""
-    assert len(instrumented.spans()) == 1
 
 
 def test_body_tokens_fill_what_the_headers_lack(instrumented: Telemetry, replayer: Replayer) -> None:
@@ -489,21 +479,6 @@ def test_validation_error_reaches_the_caller_and_is_recorded(
     run(main())
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "botocore.exceptions.ParamValidationError"
-
-
-def test_connection_refused_reaches_the_caller(instrumented: Telemetry) -> None:
-    from botocore.exceptions import EndpointConnectionError
-
-    from .support.replay import closed_port
-
-    async def main() -> None:
-        async with aio_client(f"http://127.0.0.1:{closed_port()}") as client:
-            with pytest.raises(EndpointConnectionError):
-                await client.converse(modelId=CLAUDE, messages=messages("nobody home"))
-
-    run(main())
-    (span,) = instrumented.spans()
-    assert span.attributes["error.type"] == "botocore.exceptions.EndpointConnectionError"
 
 
 # --- aiobotocore's httpx backend body (no network: a stand-in for httpx.Response) -----------------

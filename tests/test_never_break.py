@@ -1,5 +1,7 @@
 """Never break the app: for every path where our code could fail, the caller gets exactly what an
-uninstrumented client gives (same bytes, same exception class), and the span says what happened."""
+uninstrumented client gives (same bytes, same exception class), and the span says what happened.
+Tests taking the ``transport`` fixture run on botocore and aiobotocore; the rest are botocore's own
+(test_aio_never_break.py holds aiobotocore's own)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Telemetry as OurTelemetry
 
 from .support.replay import (
+    Interaction,
     RawServer,
     Replayer,
     call_recorded,
@@ -35,8 +38,10 @@ from .support.replay import (
     token_headers,
 )
 from .support.telemetry import Telemetry
+from .support.transports import Driver
 
 LOGGER = "otel_bedrock_tokens"
+CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 
 @contextmanager
@@ -68,28 +73,43 @@ def qualified(cls: type) -> str:
 NOT_JSON = b"\x00\xff not json {\n\xe2\x82\xac" + bytes(range(256))
 
 
-def test_non_json_body_reaches_the_caller_byte_exact(instrumented: Telemetry, replayer: Replayer) -> None:
-    interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
-    replayer.serve(interaction)
-    assert call_recorded(replayer.client, interaction)["body"].read() == NOT_JSON
+def invoke_on(transport: Driver, endpoint_url: str, interaction: Interaction) -> bytes:
+    """The recorded call through ``transport``; the body as the caller reads it."""
+    with transport.client(endpoint_url) as client:
+        body = transport.call_recorded(client, interaction)["body"]
+        return bytes(transport.resolve(body.read()))
 
 
-def test_non_json_body_still_gets_the_header_tokens(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_non_json_body_reaches_the_caller_byte_exact(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
     interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
     replayer.serve(interaction)
-    call_recorded(replayer.client, interaction)["body"].read()
+    assert invoke_on(transport, replayer.endpoint_url, interaction) == NOT_JSON
+
+
+def test_non_json_body_still_gets_the_header_tokens(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
+    replayer.serve(interaction)
+    invoke_on(transport, replayer.endpoint_url, interaction)
     (span,) = instrumented.spans()
     assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (
         5,
         6,
     )
     assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in span.attributes
 
 
-def test_empty_body_reaches_the_caller_empty(instrumented: Telemetry, replayer: Replayer) -> None:
+def test_empty_body_reaches_the_caller_empty(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
     interaction = synthetic(b"", headers=token_headers(5, 6))
     replayer.serve(interaction)
-    assert call_recorded(replayer.client, interaction)["body"].read() == b""
+    assert invoke_on(transport, replayer.endpoint_url, interaction) == b""
+    assert len(instrumented.spans()) == 1
 
 
 # --- the body's read fails part-way -------------------------------------------------------------------
@@ -361,16 +381,22 @@ def test_throttling_records_no_tokens(instrumented: Telemetry, replayer: Replaye
 # --- transport errors ---------------------------------------------------------------------------------
 
 
-def test_connection_refused_reaches_the_caller(instrumented: Telemetry) -> None:
-    client = make_client(f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(EndpointConnectionError):
-        _invoke(client)
+def test_connection_refused_reaches_the_caller(transport: Driver, instrumented: Telemetry) -> None:
+    with (
+        transport.client(f"http://127.0.0.1:{closed_port()}") as client,
+        pytest.raises(EndpointConnectionError),
+    ):
+        client.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "nobody home"}]}])
 
 
-def test_connection_refused_error_type_is_the_qualified_class_name(instrumented: Telemetry) -> None:
-    client = make_client(f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(EndpointConnectionError):
-        _invoke(client)
+def test_connection_refused_error_type_is_the_qualified_class_name(
+    transport: Driver, instrumented: Telemetry
+) -> None:
+    with (
+        transport.client(f"http://127.0.0.1:{closed_port()}") as client,
+        pytest.raises(EndpointConnectionError),
+    ):
+        client.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "nobody home"}]}])
     (span,) = instrumented.spans()
     (point,) = instrumented.points("gen_ai.client.operation.duration")
     assert span.attributes["error.type"] == "botocore.exceptions.EndpointConnectionError"
