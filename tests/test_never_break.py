@@ -211,12 +211,6 @@ def test_truncated_body_duration_has_the_error_type(telemetry: Telemetry) -> Non
 # --- our own code raising -----------------------------------------------------------------------------
 
 
-def _claude_call(replayer: Replayer, body: bytes = BODY) -> bytes:
-    interaction = synthetic(body)
-    replayer.serve(interaction)
-    return call_recorded(replayer.client, interaction)["body"].read()  # type: ignore[no-any-return]
-
-
 def _boom(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("boom inside the instrumentation")
 
@@ -241,37 +235,53 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(operations, "family_for", family_for)
 
 
+def _claude_call_on(transport: Driver, replayer: Replayer, body: bytes = BODY) -> bytes:
+    """One InvokeModel answered with ``body`` (default token headers) through ``transport``."""
+    return invoke_on(transport, replayer.endpoint_url, _serve(replayer, body))
+
+
+def _serve(replayer: Replayer, body: bytes) -> Interaction:
+    interaction = synthetic(body)
+    replayer.serve(interaction)
+    return interaction
+
+
 def test_parser_raising_leaves_the_caller_bytes_identical(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, raising_parser: None, instrumented: Telemetry, replayer: Replayer
 ) -> None:
-    assert _claude_call(replayer) == BODY
+    assert _claude_call_on(transport, replayer) == BODY
 
 
 def test_parser_raising_writes_a_debug_log(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    transport: Driver,
+    raising_parser: None,
+    instrumented: Telemetry,
+    replayer: Replayer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
 def test_parser_raising_still_ends_the_span(
-    raising_parser: None, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, raising_parser: None, instrumented: Telemetry, replayer: Replayer
 ) -> None:
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     (span,) = instrumented.spans()
     assert span.end_time is not None
 
 
 def test_telemetry_start_raising_leaves_the_caller_bytes_identical(
-    monkeypatch: pytest.MonkeyPatch, instrumented: Telemetry, replayer: Replayer
+    transport: Driver, monkeypatch: pytest.MonkeyPatch, instrumented: Telemetry, replayer: Replayer
 ) -> None:
     monkeypatch.setattr(OurTelemetry, "start", _boom)
-    assert _claude_call(replayer) == BODY
+    assert _claude_call_on(transport, replayer) == BODY
     assert instrumented.spans() == ()
 
 
 def test_telemetry_start_raising_writes_a_debug_log(
+    transport: Driver,
     monkeypatch: pytest.MonkeyPatch,
     instrumented: Telemetry,
     replayer: Replayer,
@@ -279,51 +289,51 @@ def test_telemetry_start_raising_writes_a_debug_log(
 ) -> None:
     monkeypatch.setattr(OurTelemetry, "start", _boom)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_leaves_the_caller_bytes_identical(
-    hook: str, telemetry: Telemetry, replayer: Replayer
+    hook: str, transport: Driver, telemetry: Telemetry, replayer: Replayer
 ) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
-        assert _claude_call(replayer) == BODY
+        assert _claude_call_on(transport, replayer) == BODY
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
-def test_raising_user_hook_keeps_the_tokens(hook: str, telemetry: Telemetry, replayer: Replayer) -> None:
+def test_raising_user_hook_keeps_the_tokens(
+    hook: str, transport: Driver, telemetry: Telemetry, replayer: Replayer
+) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     (span,) = telemetry.spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 11  # the default token headers
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_writes_a_debug_log(
-    hook: str, telemetry: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    hook: str, transport: Driver, telemetry: Telemetry, replayer: Replayer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     with instrumentation(telemetry, **{hook: _boom}):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
-def test_hooks_receive_span_service_operation_and_data(telemetry: Telemetry, replayer: Replayer) -> None:
+def test_hooks_receive_span_service_operation_and_data(
+    transport: Driver, telemetry: Telemetry, replayer: Replayer
+) -> None:
     seen: list[tuple[Any, ...]] = []
     with instrumentation(
         telemetry,
         request_hook=lambda *args: seen.append(("request", *args)),
         response_hook=lambda *args: seen.append(("response", *args)),
     ):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     (span,) = telemetry.spans()
     (_, request_span, service, operation, params), (_, response_span, *rest) = seen
-    assert (service, operation, params["modelId"]) == (
-        "bedrock-runtime",
-        "InvokeModel",
-        "anthropic.claude-3-5-haiku-20241022-v1:0",
-    )
+    assert (service, operation, params["modelId"]) == ("bedrock-runtime", "InvokeModel", CLAUDE)
     assert request_span.get_span_context() == response_span.get_span_context() == span.get_span_context()
     assert rest[:2] == ["bedrock-runtime", "InvokeModel"] and "ResponseMetadata" in rest[2]
 
