@@ -419,14 +419,24 @@ def _silent(conn: Any, server: RawServer) -> None:
     server.release.wait(timeout=30)
 
 
-def test_read_timeout_reaches_the_caller(instrumented: Telemetry) -> None:
-    with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
-        _invoke(make_client(server.endpoint_url, read_timeout=0.2))
+def test_read_timeout_reaches_the_caller(transport: Driver, instrumented: Telemetry) -> None:
+    with (
+        RawServer(_silent) as server,
+        transport.client(server.endpoint_url, read_timeout=0.2) as client,
+        pytest.raises(ReadTimeoutError),
+    ):
+        _invoke(client)
 
 
-def test_read_timeout_error_type_is_the_qualified_class_name(instrumented: Telemetry) -> None:
-    with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
-        _invoke(make_client(server.endpoint_url, read_timeout=0.2))
+def test_read_timeout_error_type_is_the_qualified_class_name(
+    transport: Driver, instrumented: Telemetry
+) -> None:
+    with (
+        RawServer(_silent) as server,
+        transport.client(server.endpoint_url, read_timeout=0.2) as client,
+        pytest.raises(ReadTimeoutError),
+    ):
+        _invoke(client)
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "botocore.exceptions.ReadTimeoutError"
 
@@ -464,12 +474,23 @@ def test_same_operation_name_on_another_service_is_not_measured(instrumented: Te
 
 
 def test_bedrock_call_failing_in_botocore_validation_reaches_the_caller(
-    instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
 ) -> None:
     from botocore.exceptions import ParamValidationError
 
-    with pytest.raises(ParamValidationError):
-        replayer.client.converse(modelId="anthropic.claude-v2", messages="not a list")
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ParamValidationError):
+        client.converse(modelId="anthropic.claude-v2", messages="not a list")
+
+
+def test_bedrock_call_failing_in_botocore_validation_is_recorded(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ParamValidationError):
+        client.converse(modelId=CLAUDE, messages="not a list")
+    (span,) = instrumented.spans()
+    assert span.attributes["error.type"] == "botocore.exceptions.ParamValidationError"
 
 
 # --- the caller's body keeps every StreamingBody behaviour --------------------------------------------
