@@ -351,21 +351,25 @@ THROTTLED = synthetic(
 )
 
 
-def _throttled(replayer: Replayer) -> ClientError:
+def _throttled(transport: Driver, replayer: Replayer) -> ClientError:
     replayer.serve(THROTTLED)
-    with pytest.raises(ClientError) as raised:
-        call_recorded(replayer.client, THROTTLED)
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ClientError) as raised:
+        transport.call_recorded(client, THROTTLED)
     return raised.value
 
 
-def test_throttling_reaches_the_caller_unchanged(instrumented: Telemetry, replayer: Replayer) -> None:
-    error = _throttled(replayer)
+def test_throttling_reaches_the_caller_unchanged(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    error = _throttled(transport, replayer)
     assert error.response["Error"]["Code"] == "ThrottlingException"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
 
-def test_throttling_span_has_the_error_code(instrumented: Telemetry, replayer: Replayer) -> None:
-    _throttled(replayer)
+def test_throttling_span_has_the_error_code(
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
+) -> None:
+    _throttled(transport, replayer)
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "ThrottlingException"
     assert span.attributes["aws.request_id"] == "req-throttled"
@@ -373,16 +377,16 @@ def test_throttling_span_has_the_error_code(instrumented: Telemetry, replayer: R
 
 
 def test_throttling_records_the_duration_with_the_error_type(
-    instrumented: Telemetry, replayer: Replayer
+    transport: Driver, instrumented: Telemetry, replayer: Replayer
 ) -> None:
-    _throttled(replayer)
+    _throttled(transport, replayer)
     (point,) = instrumented.points("gen_ai.client.operation.duration")
     assert point.attributes["error.type"] == "ThrottlingException"
     assert point.count == 1 and point.sum > 0
 
 
-def test_throttling_records_no_tokens(instrumented: Telemetry, replayer: Replayer) -> None:
-    _throttled(replayer)
+def test_throttling_records_no_tokens(transport: Driver, instrumented: Telemetry, replayer: Replayer) -> None:
+    _throttled(transport, replayer)
     (span,) = instrumented.spans()
     assert instrumented.points("gen_ai.client.token.usage") == []
     assert "gen_ai.usage.input_tokens" not in span.attributes
