@@ -1,7 +1,7 @@
 """CountTokens predictions for aiobotocore clients: a task on the caller's loop instead of a thread,
-its bounds, cancellation and waiting (the behaviours shared with botocore: cache, per-model memory,
-budget guard, timeout, are in test_prediction.py, run on every transport). Against the emulator, whose
-CountTokens predicts exactly what the call then bills."""
+its bounds, cancellation and waiting (the behaviours shared with botocore: the answer on the span,
+cache, per-model memory, budget guard, timeout, are in test_prediction.py, run on every transport).
+Against the emulator, whose CountTokens predicts exactly what the call then bills."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytest.importorskip("aiobotocore")
 
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .support.aio import CLAUDE, aio_client, claude_request, messages, run
+from .support.aio import CLAUDE, aio_client, messages, run
 from .support.telemetry import Telemetry
 
 OUTCOMES = "bedrock_tokens.client.prediction.outcomes"
@@ -67,28 +67,6 @@ def test_parallel_prediction_adds_no_wall_time(
     (error,) = telemetry.points(ERRORS)
     assert (error.count, error.sum) == (calls, 0)  # the emulator predicts exactly
     assert emulator.ledger.total().count_tokens_calls == calls
-
-
-def test_parallel_prediction_answered_in_time_is_on_the_span(
-    emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
-) -> None:
-    make_instrumentor(count_tokens="before")  # waits, so the answer is in before the span ends
-
-    async def main() -> None:
-        async with aio_client(emulator.endpoint_url) as client:
-            await client.converse(modelId=CLAUDE, messages=messages("how many tokens is this"))
-            response = await client.invoke_model(modelId=CLAUDE, body=claude_request("and this"))
-            await response["body"].read()
-
-    run(main())
-    converse, invoke = spans(telemetry)
-    for span in (converse, invoke):
-        assert span[STATUS] == "ok"
-        assert span["bedrock_tokens.prediction.source"] == "count_tokens"
-        assert span["bedrock_tokens.prediction.input_tokens"] == span["gen_ai.usage.input_tokens"]
-        assert span["bedrock_tokens.prediction.delta"] == 0
-    assert outcomes(telemetry) == {"ok": 2}
-    assert len(telemetry.spans()) == 2  # our own CountTokens calls are not measured as user calls
 
 
 def test_outstanding_predictions_are_bounded(

@@ -494,6 +494,28 @@ def test_identical_requests_are_predicted_from_the_cache_on_every_transport(
     assert emulator.ledger.total().count_tokens_calls == 1
 
 
+def test_prediction_answered_in_time_is_on_the_span_on_every_transport(
+    transport: Driver, emulator: BedrockEmulator, telemetry: Telemetry, make_instrumentor: Any
+) -> None:
+    make_instrumentor(count_tokens="before")  # waits, so the answer is in before the span ends
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 60,
+        "messages": [{"role": "user", "content": "and this"}],
+    }
+    with transport.client(emulator.endpoint_url) as client:
+        client.converse(modelId=EMULATED_CLAUDE, messages=messages("how many tokens is this"))
+        response = client.invoke_model(modelId=EMULATED_CLAUDE, body=json.dumps(body))
+        transport.resolve(response["body"].read())
+    converse, invoke = span_attributes(telemetry)  # our own CountTokens calls are not user calls
+    for span in (converse, invoke):
+        assert span[STATUS] == "ok"
+        assert span["bedrock_tokens.prediction.source"] == "count_tokens"
+        assert span["bedrock_tokens.prediction.input_tokens"] == span["gen_ai.usage.input_tokens"]
+        assert span["bedrock_tokens.prediction.delta"] == 0
+    assert outcomes(telemetry) == {"ok": 2}
+
+
 def test_before_mode_timeout_lets_the_call_go_on_every_transport(
     transport: Driver,
     emulator: BedrockEmulator,
