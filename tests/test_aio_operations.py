@@ -1,7 +1,7 @@
 """aiobotocore gets the same telemetry as botocore: every operation through real aiobotocore, over
 loopback, against the emulator and every recorded Bedrock response, compared with the sync client's
 spans and metric points for the very same exchange. (A service error's span and metrics are in
-test_never_break.py, run on every transport.)"""
+test_never_break.py, suppression in test_lifecycle.py: both run on every transport.)"""
 
 from __future__ import annotations
 
@@ -224,20 +224,6 @@ def test_other_operations_pass_through_without_a_span(
                     guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[]
                 )
             return caught.type
-
-    run(main())
-    assert instrumented.spans() == ()
-
-
-def test_suppressed_instrumentation_records_nothing(
-    emulator: BedrockEmulator, instrumented: Telemetry
-) -> None:
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    async def main() -> None:
-        async with aio_client(emulator.endpoint_url) as client:
-            with suppress_instrumentation():
-                await client.converse(modelId=CLAUDE, messages=messages("quiet"))
 
     run(main())
     assert instrumented.spans() == ()
