@@ -368,11 +368,16 @@ class Prediction:
             log_internal_error(logger, "bedrock-tokens: could not record a late prediction")
 
     def _record(self, call: Call, actual_input: int | None) -> None:
-        if self._submitted:
-            self._submitted = False
-            self._predictor.settled(self._generation)
-        outcome = self.outcome or ERROR
-        call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
+        """Record, then count the prediction as settled: the other way round, a caller of
+        ``wait_for_predictions`` woken by the last settlement could read the metrics before this
+        outcome was in them (seen under load: 1 of 8 outcomes after a successful wait)."""
+        try:
+            outcome = self.outcome or ERROR
+            call.record_prediction(outcome, self.predicted if outcome == OK else None, actual_input)
+        finally:
+            if self._submitted:
+                self._submitted = False
+                self._predictor.settled(self._generation)
 
 
 class Predictor:
