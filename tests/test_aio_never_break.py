@@ -1,6 +1,9 @@
 """Never break an asyncio app: for every path where our code could fail, the aiobotocore caller gets
 exactly what an uninstrumented client gives (same bytes, same exception), and the span says what
-happened. The InvokeModel body the caller awaits is a body of the same class over the same bytes."""
+happened. The InvokeModel body the caller awaits is a body of the same class over the same bytes.
+Behaviours shared with botocore (non-JSON and empty bodies, connection refused, read timeout,
+validation errors, our parser or telemetry raising, raising user hooks, what hooks receive) are in
+test_never_break.py, run on every transport."""
 
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ pytest.importorskip("aiobotocore")
 from aiobotocore.response import AioReadTimeoutError
 from aiobotocore.response import StreamingBody as AioStreamingBody  # the aiohttp body, 2.x and 3.x
 from aiohttp import ClientResponse
-from botocore.exceptions import ParamValidationError
 from opentelemetry.trace import StatusCode
 
 from otel_bedrock_tokens import (
@@ -31,9 +33,8 @@ from otel_bedrock_tokens import (
 )
 from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.stream_events import CONVERSE_STREAM_READING
-from otel_bedrock_tokens.telemetry import Instruments
 
-from .support.aio import CLAUDE, aio_client, call_recorded_async, messages, run
+from .support.aio import CLAUDE, aio_client, call_recorded_async, run
 from .support.replay import (
     RECORDINGS,
     RawServer,
@@ -190,20 +191,6 @@ def test_body_behaves_as_without_instrumentation(
 
 def test_body_is_an_aio_streaming_body(instrumented: TelemetryCapture, replayer: Replayer) -> None:
     assert invoke(replayer, BODY, lambda body: _value(type(body))) is AioStreamingBody
-
-
-def test_non_json_body_reaches_the_caller_byte_exact(
-    instrumented: TelemetryCapture, replayer: Replayer
-) -> None:
-    assert invoke(replayer, NOT_JSON, read_all) == NOT_JSON
-    (span,) = instrumented.spans()
-    assert span.attributes["gen_ai.usage.input_tokens"] == 11  # the default token headers
-    assert "error.type" not in span.attributes
-
-
-def test_empty_body_reaches_the_caller_empty(instrumented: TelemetryCapture, replayer: Replayer) -> None:
-    assert invoke(replayer, b"", read_all) == b""
-    assert len(instrumented.spans()) == 1
 
 
 def test_body_tokens_fill_what_the_headers_lack(instrumented: TelemetryCapture, replayer: Replayer) -> None:
@@ -367,40 +354,6 @@ def test_failed_body_keeps_its_class_and_closes(telemetry: TelemetryCapture) -> 
 # --- our own code raising -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every family's response parser raises."""
-    real = operations.family_for
-
-    def family_for(model: Any) -> Any:
-        return real(model)._replace(read_response=_boom)
-
-    monkeypatch.setattr(operations, "family_for", family_for)
-
-
-def test_parser_raising_leaves_the_caller_bytes_identical_and_ends_the_span(
-    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger=LOGGER)
-    assert invoke(replayer, BODY, read_all) == BODY
-    (span,) = instrumented.spans()
-    assert span.end_time is not None
-    assert _debug_logged(caplog)
-
-
-def test_telemetry_start_raising_leaves_the_call_alone(
-    monkeypatch: pytest.MonkeyPatch,
-    instrumented: TelemetryCapture,
-    replayer: Replayer,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    monkeypatch.setattr(Instruments, "start", _boom)
-    caplog.set_level(logging.DEBUG, logger=LOGGER)
-    assert invoke(replayer, BODY, read_all) == BODY
-    assert instrumented.spans() == ()
-    assert _debug_logged(caplog)
-
-
 def test_response_parsing_raising_returns_the_result_unchanged(
     monkeypatch: pytest.MonkeyPatch,
     telemetry: TelemetryCapture,
@@ -458,62 +411,14 @@ def test_stream_observer_raising_leaves_the_events_identical(
     assert _debug_logged(caplog)
 
 
-@pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
-def test_raising_user_hook_leaves_the_caller_alone(
-    hook: str, telemetry: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG, logger=LOGGER)
-    with instrumentation(telemetry, **{hook: _boom}):
-        assert invoke(replayer, BODY, read_all) == BODY
-    (span,) = telemetry.spans()
-    assert span.attributes["gen_ai.usage.input_tokens"] == 11
-    assert _debug_logged(caplog)
-
-
-def test_hooks_receive_span_service_operation_and_data(
-    telemetry: TelemetryCapture, replayer: Replayer
-) -> None:
-    seen: list[tuple[Any, ...]] = []
-    with instrumentation(
-        telemetry,
-        request_hook=lambda *args: seen.append(("request", *args)),
-        response_hook=lambda *args: seen.append(("response", *args)),
-    ):
+def test_response_hook_sees_the_callers_aio_body(telemetry: TelemetryCapture, replayer: Replayer) -> None:
+    """The hook gets the body the caller will read (the replayed aiobotocore body), not ours.
+    (What every transport's hooks receive is in test_never_break.py.)"""
+    seen: list[Any] = []
+    with instrumentation(telemetry, response_hook=lambda *args: seen.append(args[3])):
         invoke(replayer, BODY, read_all)
-    (span,) = telemetry.spans()
-    (_, request_span, service, operation, params), (_, response_span, *rest) = seen
-    assert (service, operation, params["modelId"]) == ("bedrock-runtime", "InvokeModel", CLAUDE)
-    assert request_span.get_span_context() == response_span.get_span_context() == span.get_span_context()
-    assert rest[:2] == ["bedrock-runtime", "InvokeModel"]
-    assert type(rest[2]["body"]) is AioStreamingBody  # the hook sees the caller's (replayed) body
-
-
-def test_validation_error_reaches_the_caller_and_is_recorded(
-    instrumented: TelemetryCapture, replayer: Replayer
-) -> None:
-    async def main() -> None:
-        async with aio_client(replayer.endpoint_url) as client:
-            with pytest.raises(ParamValidationError):
-                await client.converse(modelId=CLAUDE, messages="not a list")
-
-    run(main())
-    (span,) = instrumented.spans()
-    assert span.attributes["error.type"] == "botocore.exceptions.ParamValidationError"
-
-
-def test_connection_refused_reaches_the_caller(instrumented: TelemetryCapture) -> None:
-    from botocore.exceptions import EndpointConnectionError
-
-    from .support.replay import closed_port
-
-    async def main() -> None:
-        async with aio_client(f"http://127.0.0.1:{closed_port()}") as client:
-            with pytest.raises(EndpointConnectionError):
-                await client.converse(modelId=CLAUDE, messages=messages("nobody home"))
-
-    run(main())
-    (span,) = instrumented.spans()
-    assert span.attributes["error.type"] == "botocore.exceptions.EndpointConnectionError"
+    (result,) = seen
+    assert type(result["body"]) is AioStreamingBody
 
 
 # --- aiobotocore's httpx backend body (no network: a stand-in for httpx.Response) -----------------

@@ -1,12 +1,11 @@
 """CountTokens predictions for aiobotocore clients: a task on the caller's loop instead of a thread,
-its bounds, cancellation and waiting (the behaviours shared with botocore: cache, per-model memory,
-budget guard, timeout, are in test_prediction.py, run on every transport). Against the emulator, whose
-CountTokens predicts exactly what the call then bills."""
+its bounds, cancellation and waiting (the behaviours shared with botocore: the answer on the span,
+cache, per-model memory, budget guard, timeout, are in test_prediction.py, run on every transport).
+Against the emulator, whose CountTokens predicts exactly what the call then bills."""
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,16 +14,17 @@ import pytest
 
 pytest.importorskip("aiobotocore")
 
-from otel_bedrock_tokens import BedrockTokensInstrumentor
 from otel_bedrock_tokens.emulator import BedrockEmulator, Fault
 
-from .support.aio import CLAUDE, aio_client, claude_request, messages, run
-from .support.telemetry import TelemetryCapture, make_telemetry
+from .support.aio import CLAUDE, aio_client, messages, run
+from .support.telemetry import TelemetryCapture
 
 OUTCOMES = "bedrock_tokens.client.prediction.outcomes"
 ERRORS = "bedrock_tokens.client.prediction.error"
 STATUS = "bedrock_tokens.prediction.status"
-SLOW_COUNT = 0.5  # seconds CountTokens takes in the slow tests
+#: Seconds CountTokens takes when the calls must all return before it answers: a failure guard,
+#: far above what one call takes even on a machine with a load average of 20.
+SLOW_PARALLEL_COUNT = 3.0
 
 
 @pytest.fixture
@@ -42,90 +42,48 @@ def spans(telemetry: TelemetryCapture) -> list[dict[str, Any]]:
 
 
 def test_parallel_prediction_adds_no_wall_time(
-    emulator: BedrockEmulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """CountTokens takes 0.5 s; every call returns long before that, as fast as without prediction,
-    and the predictions are recorded later, exact."""
-    emulator.set_latency(SLOW_COUNT, operation="CountTokens")
-    calls = 6
-
-    def timed(telemetry: TelemetryCapture, **settings: Any) -> list[float]:
-        instrumentor = BedrockTokensInstrumentor()
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, **settings
-        )
-
-        async def main() -> list[float]:
-            durations = []
-            async with aio_client(emulator.endpoint_url) as client:
-                await client.converse(modelId=CLAUDE, messages=messages("warm the connection up"))
-                for index in range(calls):
-                    started = time.perf_counter()
-                    await client.converse(modelId=CLAUDE, messages=messages(f"{settings} {index}"))
-                    durations.append(time.perf_counter() - started)
-                assert await instrumentor.wait_for_predictions_async(10)
-            return durations
-
-        try:
-            return run(main())
-        finally:
-            instrumentor.uninstrument()
-
-    without = timed(make_telemetry())
-    telemetry = make_telemetry()
-    measured = timed(telemetry, count_tokens="parallel")
-    delta = statistics.median(measured) - statistics.median(without)
-    with capsys.disabled():
-        print(
-            f"\nCountTokens {SLOW_COUNT * 1000:.0f} ms; converse median without prediction "
-            f"{statistics.median(without) * 1000:.2f} ms, with parallel prediction "
-            f"{statistics.median(measured) * 1000:.2f} ms (delta {delta * 1000:+.2f} ms)"
-        )
-    assert max(measured) < SLOW_COUNT / 2  # nobody waited for CountTokens
-    predicted = spans(telemetry)[1:]  # after the warm-up call
-    assert all(span[STATUS] == "late" for span in predicted)
-    assert outcomes(telemetry) == {"ok": calls + 1}
-    (error,) = telemetry.points(ERRORS)
-    assert (error.count, error.sum) == (calls + 1, 0)  # the emulator predicts exactly
-    assert emulator.ledger.total().count_tokens_calls == calls + 1
-
-
-def test_parallel_prediction_answered_in_time_is_on_the_span(
     emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
-    make_instrumentor(count_tokens="before")  # waits, so the answer is in before the span ends
+    """CountTokens answers only after every call has returned: each span ends with its prediction
+    still outstanding (status ``late``), so no call waited for it, and the predictions are recorded
+    later, exact. Proven by the statuses, not by timing the calls (which flaked under load); the
+    CountTokens latency is long enough that no call on a loaded machine outlasts it."""
+    emulator.set_latency(SLOW_PARALLEL_COUNT, operation="CountTokens")
+    calls = 6  # one worker each: the predictions overlap, one latency in all
+    instrumentor = make_instrumentor(
+        count_tokens="parallel", count_tokens_timeout=60, count_tokens_workers=calls
+    )
 
-    async def main() -> None:
+    async def main() -> bool:
         async with aio_client(emulator.endpoint_url) as client:
-            await client.converse(modelId=CLAUDE, messages=messages("how many tokens is this"))
-            response = await client.invoke_model(modelId=CLAUDE, body=claude_request("and this"))
-            await response["body"].read()
+            for index in range(calls):
+                await client.converse(modelId=CLAUDE, messages=messages(f"parallel {index}"))
+            assert emulator.ledger.total().count_tokens_calls == 0  # none answered yet
+            return await instrumentor.wait_for_predictions_async(60)
 
-    run(main())
-    converse, invoke = spans(telemetry)
-    for span in (converse, invoke):
-        assert span[STATUS] == "ok"
-        assert span["bedrock_tokens.prediction.source"] == "count_tokens"
-        assert span["bedrock_tokens.prediction.input_tokens"] == span["gen_ai.usage.input_tokens"]
-        assert span["bedrock_tokens.prediction.delta"] == 0
-    assert outcomes(telemetry) == {"ok": 2}
-    assert len(telemetry.spans()) == 2  # our own CountTokens calls are not measured as user calls
+    assert run(main())
+    assert [span[STATUS] for span in spans(telemetry)] == ["late"] * calls
+    assert outcomes(telemetry) == {"ok": calls}
+    (error,) = telemetry.points(ERRORS)
+    assert (error.count, error.sum) == (calls, 0)  # the emulator predicts exactly
+    assert emulator.ledger.total().count_tokens_calls == calls
 
 
 def test_outstanding_predictions_are_bounded(
     emulator: BedrockEmulator, telemetry: TelemetryCapture, make_instrumentor: Any
 ) -> None:
     """One worker: at most 8 CountTokens calls outstanding; the rest are skipped, the calls go on.
-    (0.1 s each, one at a time: the eighth still answers within the 2 s prediction timeout.)"""
+    (0.1 s each, one at a time; the 60 s prediction timeout is a failure guard: with the default 2 s
+    a loaded machine turned the last queued ones into timeouts.)"""
     emulator.set_latency(0.1, operation="CountTokens")
-    instrumentor = make_instrumentor(count_tokens="parallel", count_tokens_workers=1)
+    instrumentor = make_instrumentor(count_tokens="parallel", count_tokens_workers=1, count_tokens_timeout=60)
 
     async def main() -> None:
         async with aio_client(emulator.endpoint_url, max_pool_connections=30) as client:
             await asyncio.gather(
                 *(client.converse(modelId=CLAUDE, messages=messages(f"bounded {i}")) for i in range(20))
             )
-            assert await instrumentor.wait_for_predictions_async(30)
+            assert await instrumentor.wait_for_predictions_async(60)
 
     run(main())
     reasons = [span.get("bedrock_tokens.prediction.skip_reason") for span in spans(telemetry)]

@@ -1,6 +1,7 @@
 """An aiobotocore stream span ends exactly once, whichever way the consuming task finishes with the
 stream: an error, cancellation of the task, or abandonment. The behaviours shared with the sync proxy
-(exhaustion, break, close...) are in tests/test_stream_lifecycle.py, run on every transport."""
+(exhaustion, break, close, events out of order, chunk timing...) are in tests/test_stream_lifecycle.py,
+run on every transport."""
 
 from __future__ import annotations
 
@@ -92,41 +93,6 @@ def test_proxy_is_transparent(instrumented: TelemetryCapture, replayer: Replayer
         stream.close()
 
     with_stream(replayer, use)
-
-
-def test_events_out_of_order_pass_through_unchanged(
-    instrumented: TelemetryCapture, replayer: Replayer
-) -> None:
-    """A delta before its block start (peers raised KeyError into the app here)."""
-    (interaction,) = load(CLAUDE_STREAM)
-    raw = frames(interaction.body)
-    twisted = Interaction(**{**interaction.__dict__, "body": b"".join([raw[0], raw[2], raw[1], *raw[3:]])})
-    replayer.serve(twisted)
-
-    async def main() -> list[Any]:
-        async with aio_client(replayer.endpoint_url) as client:
-            return await drain((await call_recorded_async(client, twisted))["body"])
-
-    assert len(run(main())) == 23
-    assert only_span(instrumented).attributes["gen_ai.usage.output_tokens"] == 21
-
-
-@pytest.mark.parametrize("timing", ["stream", "chunk"])
-def test_chunk_timing_points(timing: str, telemetry: TelemetryCapture, replayer: Replayer) -> None:
-    instrumentor = BedrockTokensInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        chunk_timing=timing,
-    )
-    try:
-        with_stream(replayer, drain)
-    finally:
-        instrumentor.uninstrument()
-    (first_chunk,) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")
-    assert first_chunk.count == 1
-    (per_chunk,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
-    assert per_chunk.count == (1 if timing == "stream" else 22)
 
 
 # --- errors in the stream (emulator faults) ------------------------------------------------------

@@ -1,5 +1,7 @@
 """Never break the app: for every path where our code could fail, the caller gets exactly what an
-uninstrumented client gives (same bytes, same exception class), and the span says what happened."""
+uninstrumented client gives (same bytes, same exception class), and the span says what happened.
+Tests taking the ``transport`` fixture run on botocore and aiobotocore; the rest are botocore's own
+(test_aio_never_break.py holds aiobotocore's own)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from otel_bedrock_tokens._logging import ERROR_TYPE_ATTRIBUTE
 from otel_bedrock_tokens.telemetry import Instruments
 
 from .support.replay import (
+    Interaction,
     RawServer,
     Replayer,
     call_recorded,
@@ -35,8 +38,10 @@ from .support.replay import (
     token_headers,
 )
 from .support.telemetry import TelemetryCapture
+from .support.transports import Driver
 
 LOGGER = "otel_bedrock_tokens"
+CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 
 @contextmanager
@@ -68,32 +73,43 @@ def qualified(cls: type) -> str:
 NOT_JSON = b"\x00\xff not json {\n\xe2\x82\xac" + bytes(range(256))
 
 
+def invoke_on(transport: Driver, endpoint_url: str, interaction: Interaction) -> bytes:
+    """The recorded call through ``transport``; the body as the caller reads it."""
+    with transport.client(endpoint_url) as client:
+        body = transport.call_recorded(client, interaction)["body"]
+        return bytes(transport.resolve(body.read()))
+
+
 def test_non_json_body_reaches_the_caller_byte_exact(
-    instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
     replayer.serve(interaction)
-    assert call_recorded(replayer.client, interaction)["body"].read() == NOT_JSON
+    assert invoke_on(transport, replayer.endpoint_url, interaction) == NOT_JSON
 
 
 def test_non_json_body_still_gets_the_header_tokens(
-    instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     interaction = synthetic(NOT_JSON, headers=token_headers(5, 6))
     replayer.serve(interaction)
-    call_recorded(replayer.client, interaction)["body"].read()
+    invoke_on(transport, replayer.endpoint_url, interaction)
     (span,) = instrumented.spans()
     assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (
         5,
         6,
     )
     assert span.status.status_code is StatusCode.UNSET
+    assert "error.type" not in span.attributes
 
 
-def test_empty_body_reaches_the_caller_empty(instrumented: TelemetryCapture, replayer: Replayer) -> None:
+def test_empty_body_reaches_the_caller_empty(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
     interaction = synthetic(b"", headers=token_headers(5, 6))
     replayer.serve(interaction)
-    assert call_recorded(replayer.client, interaction)["body"].read() == b""
+    assert invoke_on(transport, replayer.endpoint_url, interaction) == b""
+    assert len(instrumented.spans()) == 1
 
 
 # --- the body's read fails part-way -------------------------------------------------------------------
@@ -195,12 +211,6 @@ def test_truncated_body_duration_has_the_error_type(telemetry: TelemetryCapture)
 # --- our own code raising -----------------------------------------------------------------------------
 
 
-def _claude_call(replayer: Replayer, body: bytes = BODY) -> bytes:
-    interaction = synthetic(body)
-    replayer.serve(interaction)
-    return call_recorded(replayer.client, interaction)["body"].read()  # type: ignore[no-any-return]
-
-
 def _boom(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("boom inside the instrumentation")
 
@@ -225,37 +235,53 @@ def raising_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(operations, "family_for", family_for)
 
 
+def _claude_call_on(transport: Driver, replayer: Replayer, body: bytes = BODY) -> bytes:
+    """One InvokeModel answered with ``body`` (default token headers) through ``transport``."""
+    return invoke_on(transport, replayer.endpoint_url, _serve(replayer, body))
+
+
+def _serve(replayer: Replayer, body: bytes) -> Interaction:
+    interaction = synthetic(body)
+    replayer.serve(interaction)
+    return interaction
+
+
 def test_parser_raising_leaves_the_caller_bytes_identical(
-    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
-    assert _claude_call(replayer) == BODY
+    assert _claude_call_on(transport, replayer) == BODY
 
 
 def test_parser_raising_writes_a_debug_log(
-    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    transport: Driver,
+    raising_parser: None,
+    instrumented: TelemetryCapture,
+    replayer: Replayer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
 def test_parser_raising_still_ends_the_span(
-    raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, raising_parser: None, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     (span,) = instrumented.spans()
     assert span.end_time is not None
 
 
 def test_telemetry_start_raising_leaves_the_caller_bytes_identical(
-    monkeypatch: pytest.MonkeyPatch, instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, monkeypatch: pytest.MonkeyPatch, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     monkeypatch.setattr(Instruments, "start", _boom)
-    assert _claude_call(replayer) == BODY
+    assert _claude_call_on(transport, replayer) == BODY
     assert instrumented.spans() == ()
 
 
 def test_telemetry_start_raising_writes_a_debug_log(
+    transport: Driver,
     monkeypatch: pytest.MonkeyPatch,
     instrumented: TelemetryCapture,
     replayer: Replayer,
@@ -263,40 +289,44 @@ def test_telemetry_start_raising_writes_a_debug_log(
 ) -> None:
     monkeypatch.setattr(Instruments, "start", _boom)
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    _claude_call(replayer)
+    _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_leaves_the_caller_bytes_identical(
-    hook: str, telemetry: TelemetryCapture, replayer: Replayer
+    hook: str, transport: Driver, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
-        assert _claude_call(replayer) == BODY
+        assert _claude_call_on(transport, replayer) == BODY
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_keeps_the_tokens(
-    hook: str, telemetry: TelemetryCapture, replayer: Replayer
+    hook: str, transport: Driver, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     with instrumentation(telemetry, **{hook: _boom}):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     (span,) = telemetry.spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 11  # the default token headers
 
 
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_raising_user_hook_writes_a_debug_log(
-    hook: str, telemetry: TelemetryCapture, replayer: Replayer, caplog: pytest.LogCaptureFixture
+    hook: str,
+    transport: Driver,
+    telemetry: TelemetryCapture,
+    replayer: Replayer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     with instrumentation(telemetry, **{hook: _boom}):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     assert _debug_logged(caplog)
 
 
 def test_hooks_receive_span_service_operation_and_data(
-    telemetry: TelemetryCapture, replayer: Replayer
+    transport: Driver, telemetry: TelemetryCapture, replayer: Replayer
 ) -> None:
     seen: list[tuple[Any, ...]] = []
     with instrumentation(
@@ -304,14 +334,10 @@ def test_hooks_receive_span_service_operation_and_data(
         request_hook=lambda *args: seen.append(("request", *args)),
         response_hook=lambda *args: seen.append(("response", *args)),
     ):
-        _claude_call(replayer)
+        _claude_call_on(transport, replayer)
     (span,) = telemetry.spans()
     (_, request_span, service, operation, params), (_, response_span, *rest) = seen
-    assert (service, operation, params["modelId"]) == (
-        "bedrock-runtime",
-        "InvokeModel",
-        "anthropic.claude-3-5-haiku-20241022-v1:0",
-    )
+    assert (service, operation, params["modelId"]) == ("bedrock-runtime", "InvokeModel", CLAUDE)
     assert request_span.get_span_context() == response_span.get_span_context() == span.get_span_context()
     assert rest[:2] == ["bedrock-runtime", "InvokeModel"] and "ResponseMetadata" in rest[2]
 
@@ -329,21 +355,25 @@ THROTTLED = synthetic(
 )
 
 
-def _throttled(replayer: Replayer) -> ClientError:
+def _throttled(transport: Driver, replayer: Replayer) -> ClientError:
     replayer.serve(THROTTLED)
-    with pytest.raises(ClientError) as raised:
-        call_recorded(replayer.client, THROTTLED)
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ClientError) as raised:
+        transport.call_recorded(client, THROTTLED)
     return raised.value
 
 
-def test_throttling_reaches_the_caller_unchanged(instrumented: TelemetryCapture, replayer: Replayer) -> None:
-    error = _throttled(replayer)
+def test_throttling_reaches_the_caller_unchanged(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
+    error = _throttled(transport, replayer)
     assert error.response["Error"]["Code"] == "ThrottlingException"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
 
-def test_throttling_span_has_the_error_code(instrumented: TelemetryCapture, replayer: Replayer) -> None:
-    _throttled(replayer)
+def test_throttling_span_has_the_error_code(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
+    _throttled(transport, replayer)
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "ThrottlingException"
     assert span.attributes["aws.request_id"] == "req-throttled"
@@ -351,16 +381,18 @@ def test_throttling_span_has_the_error_code(instrumented: TelemetryCapture, repl
 
 
 def test_throttling_records_the_duration_with_the_error_type(
-    instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
-    _throttled(replayer)
+    _throttled(transport, replayer)
     (point,) = instrumented.points("gen_ai.client.operation.duration")
     assert point.attributes["error.type"] == "ThrottlingException"
     assert point.count == 1 and point.sum > 0
 
 
-def test_throttling_records_no_tokens(instrumented: TelemetryCapture, replayer: Replayer) -> None:
-    _throttled(replayer)
+def test_throttling_records_no_tokens(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
+    _throttled(transport, replayer)
     (span,) = instrumented.spans()
     assert instrumented.points("gen_ai.client.token.usage") == []
     assert "gen_ai.usage.input_tokens" not in span.attributes
@@ -369,16 +401,22 @@ def test_throttling_records_no_tokens(instrumented: TelemetryCapture, replayer: 
 # --- transport errors ---------------------------------------------------------------------------------
 
 
-def test_connection_refused_reaches_the_caller(instrumented: TelemetryCapture) -> None:
-    client = make_client(f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(EndpointConnectionError):
-        _invoke(client)
+def test_connection_refused_reaches_the_caller(transport: Driver, instrumented: TelemetryCapture) -> None:
+    with (
+        transport.client(f"http://127.0.0.1:{closed_port()}") as client,
+        pytest.raises(EndpointConnectionError),
+    ):
+        client.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "nobody home"}]}])
 
 
-def test_connection_refused_error_type_is_the_qualified_class_name(instrumented: TelemetryCapture) -> None:
-    client = make_client(f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(EndpointConnectionError):
-        _invoke(client)
+def test_connection_refused_error_type_is_the_qualified_class_name(
+    transport: Driver, instrumented: TelemetryCapture
+) -> None:
+    with (
+        transport.client(f"http://127.0.0.1:{closed_port()}") as client,
+        pytest.raises(EndpointConnectionError),
+    ):
+        client.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "nobody home"}]}])
     (span,) = instrumented.spans()
     (point,) = instrumented.points("gen_ai.client.operation.duration")
     assert span.attributes["error.type"] == "botocore.exceptions.EndpointConnectionError"
@@ -391,14 +429,24 @@ def _silent(conn: Any, server: RawServer) -> None:
     server.release.wait(timeout=30)
 
 
-def test_read_timeout_reaches_the_caller(instrumented: TelemetryCapture) -> None:
-    with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
-        _invoke(make_client(server.endpoint_url, read_timeout=0.2))
+def test_read_timeout_reaches_the_caller(transport: Driver, instrumented: TelemetryCapture) -> None:
+    with (
+        RawServer(_silent) as server,
+        transport.client(server.endpoint_url, read_timeout=0.2) as client,
+        pytest.raises(ReadTimeoutError),
+    ):
+        _invoke(client)
 
 
-def test_read_timeout_error_type_is_the_qualified_class_name(instrumented: TelemetryCapture) -> None:
-    with RawServer(_silent) as server, pytest.raises(ReadTimeoutError):
-        _invoke(make_client(server.endpoint_url, read_timeout=0.2))
+def test_read_timeout_error_type_is_the_qualified_class_name(
+    transport: Driver, instrumented: TelemetryCapture
+) -> None:
+    with (
+        RawServer(_silent) as server,
+        transport.client(server.endpoint_url, read_timeout=0.2) as client,
+        pytest.raises(ReadTimeoutError),
+    ):
+        _invoke(client)
     (span,) = instrumented.spans()
     assert span.attributes["error.type"] == "botocore.exceptions.ReadTimeoutError"
 
@@ -436,12 +484,23 @@ def test_same_operation_name_on_another_service_is_not_measured(instrumented: Te
 
 
 def test_bedrock_call_failing_in_botocore_validation_reaches_the_caller(
-    instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     from botocore.exceptions import ParamValidationError
 
-    with pytest.raises(ParamValidationError):
-        replayer.client.converse(modelId="anthropic.claude-v2", messages="not a list")
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ParamValidationError):
+        client.converse(modelId="anthropic.claude-v2", messages="not a list")
+
+
+def test_bedrock_call_failing_in_botocore_validation_is_recorded(
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    with transport.client(replayer.endpoint_url) as client, pytest.raises(ParamValidationError):
+        client.converse(modelId=CLAUDE, messages="not a list")
+    (span,) = instrumented.spans()
+    assert span.attributes["error.type"] == "botocore.exceptions.ParamValidationError"
 
 
 # --- the caller's body keeps every StreamingBody behaviour --------------------------------------------

@@ -39,6 +39,11 @@ def only_span(telemetry: TelemetryCapture) -> Any:
 def with_stream(transport: Driver, replayer: Replayer, use: Any, path: Any = CLAUDE_STREAM) -> Any:
     """Start the recorded stream through ``transport``; run the scenario ``use(stream)`` in one go."""
     (interaction,) = load(path)
+    return with_interaction(transport, replayer, use, interaction)
+
+
+def with_interaction(transport: Driver, replayer: Replayer, use: Any, interaction: Interaction) -> Any:
+    """``with_stream`` for an interaction built by the test (a reordered or cut recording)."""
     replayer.serve(interaction)
     key = "body" if interaction.operation == "InvokeModelWithResponseStream" else "stream"
 
@@ -189,15 +194,18 @@ def test_proxy_is_transparent(instrumented: TelemetryCapture, replayer: Replayer
 
 
 def test_events_out_of_order_pass_through_unchanged(
-    instrumented: TelemetryCapture, replayer: Replayer
+    transport: Driver, instrumented: TelemetryCapture, replayer: Replayer
 ) -> None:
     """A delta before its block start (peers raised KeyError into the app here)."""
     (interaction,) = load(CLAUDE_STREAM)
     raw = frames(interaction.body)
     reordered = [raw[0], raw[2], raw[1], *raw[3:]]  # content_block_delta before content_block_start
     twisted = Interaction(**{**interaction.__dict__, "body": b"".join(reordered)})
-    replayer.serve(twisted)
-    events = list(call_recorded(replayer.client, twisted)["body"])
+
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        return (yield transport.take(stream))
+
+    events = with_interaction(transport, replayer, use, twisted)
     assert len(events) == 23
     span = only_span(instrumented)
     assert span.attributes["gen_ai.usage.output_tokens"] == 21
@@ -219,8 +227,13 @@ def test_truncated_stream_ends_without_final_usage(
 
 
 @pytest.mark.parametrize("timing", ["stream", "chunk"])
-def test_chunk_timing_points(timing: str, telemetry: TelemetryCapture, replayer: Replayer) -> None:
+def test_chunk_timing_points(
+    timing: str, transport: Driver, telemetry: TelemetryCapture, replayer: Replayer
+) -> None:
     from otel_bedrock_tokens import BedrockTokensInstrumentor
+
+    def use(stream: Any) -> Generator[Any, Any, Any]:
+        return (yield transport.take(stream))
 
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
@@ -229,8 +242,7 @@ def test_chunk_timing_points(timing: str, telemetry: TelemetryCapture, replayer:
         chunk_timing=timing,
     )
     try:
-        _, stream = start(replayer)
-        list(stream)
+        with_stream(transport, replayer, use)
     finally:
         instrumentor.uninstrument()
     (first_chunk,) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")

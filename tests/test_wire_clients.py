@@ -20,7 +20,7 @@ httpx2 = pytest.importorskip("httpx2")
 from otel_bedrock_tokens.emulator import BedrockEmulator  # noqa: E402
 from otel_bedrock_tokens.wire import request as ops  # noqa: E402
 
-from .wire_tee import AsyncTeeTransport, Seen, TeeTransport  # noqa: E402
+from .support.wire_tee import AsyncTeeTransport, Seen, TeeTransport  # noqa: E402
 
 CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 GPT_OSS = "openai.gpt-oss-120b-1:0"

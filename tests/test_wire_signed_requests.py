@@ -18,7 +18,7 @@ from botocore.credentials import Credentials  # noqa: E402
 from otel_bedrock_tokens.emulator import BedrockEmulator  # noqa: E402
 from otel_bedrock_tokens.wire import request as ops  # noqa: E402
 
-from .wire_tee import TeeTransport  # noqa: E402
+from .support.wire_tee import TeeTransport  # noqa: E402
 
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 BODY = {"messages": [{"role": "user", "content": [{"text": "Name three rivers of Europe."}]}]}
