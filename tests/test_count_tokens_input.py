@@ -19,7 +19,7 @@ from otel_bedrock_tokens.emulator import BedrockEmulator
 from otel_bedrock_tokens.model_id import parse_model_id
 
 from .support.cli import run
-from .support.telemetry import Telemetry
+from .support.telemetry import TelemetryCapture
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 FOUNDATION_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{HAIKU}"
@@ -130,7 +130,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 @pytest.mark.parametrize("model_id", [FOUNDATION_ARN, f"us.{HAIKU}"])
 def test_the_predictor_counts_a_foundation_arn_and_a_profile(
-    emulator: BedrockEmulator, telemetry: Telemetry, model_id: str
+    emulator: BedrockEmulator, telemetry: TelemetryCapture, model_id: str
 ) -> None:
     instrumentor = BedrockTokensInstrumentor()
     instrumentor.instrument(
