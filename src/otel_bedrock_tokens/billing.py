@@ -98,9 +98,10 @@ def _member(value: object, allowed: frozenset[str]) -> str | None:
 
 def _mapping(value: object) -> Mapping[str, Any] | None:
     # ``dict`` first: botocore's parsed responses are dicts, and an ABC check costs ~10x more.
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is dict:
         return value
-    return None
+    # ``None`` (an absent member, the common case) without the ABC check either.
+    return value if value is not None and isinstance(value, Mapping) else None
 
 
 def _field(container: object, *path: str) -> object:
