@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from otel_bedrock_tokens.billing import (
@@ -43,6 +44,44 @@ def test_header_and_body_parsers_never_raise(value: Any) -> None:
     assert isinstance(terms_from_anthropic_body(value), BillingTerms)
     assert isinstance(terms_from_anthropic_body({"usage": {"cache_creation": value}}), BillingTerms)
     guardrail_id_from_request(value)
+
+
+#: Values for the keys the parsers' fast paths test (present, absent, any shape).
+_MAYBE = st.one_of(
+    st.none(),
+    FIELD,
+    st.sampled_from(["INTERVENED", "NONE", "guardrail_intervened"]),
+    st.just({"promptRouter": {"invokedModelId": ROUTED}}),
+    st.dictionaries(
+        st.sampled_from(["cache_creation", "cacheDetails", "input_tokens", "usage", "type", "latency"]),
+        FIELD,
+        max_size=3,
+    ),
+)
+
+
+def _sparse(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Dicts holding any subset of ``keys`` (values of any shape)."""
+    return st.dictionaries(st.sampled_from(keys), _MAYBE, max_size=len(keys))
+
+
+# The parsers take a shortcut for a plain dict that names none of the rarer members; a
+# read-only mapping over the same dict goes the general way: both must give the same terms.
+@given(_sparse(["usage", "message", "amazon-bedrock-guardrailAction", "id"]))
+@example({"usage": {"cache_creation": {"ephemeral_5m_input_tokens": 3}}})
+@example({"message": {"usage": {}}, "amazon-bedrock-guardrailAction": "INTERVENED"})
+def test_anthropic_body_shortcut_equals_the_general_path(body: dict[str, Any]) -> None:
+    assert terms_from_anthropic_body(body) == terms_from_anthropic_body(MappingProxyType(body))
+
+
+@given(
+    _sparse(["usage", "stopReason", "serviceTier", "performanceConfig", "trace", "metrics"]),
+    st.one_of(st.none(), st.sampled_from(["end_turn", "guardrail_intervened"]), JSON),
+)
+@example({"trace": {"promptRouter": {"invokedModelId": ROUTED}}, "stopReason": "end_turn"}, None)
+@example({"serviceTier": {"type": "flex"}, "usage": {"cacheDetails": []}}, None)
+def test_converse_shortcut_equals_the_general_path(response: dict[str, Any], reason: Any) -> None:
+    assert terms_from_converse(response, reason) == terms_from_converse(MappingProxyType(response), reason)
 
 
 @given(FIELD, FIELD)

@@ -83,10 +83,17 @@ class BillingTerms(NamedTuple):
         )
 
     def is_empty(self) -> bool:
-        return self == _EMPTY
+        return self is _EMPTY or self == _EMPTY
 
 
 _EMPTY = BillingTerms()
+#: The terms of a response that says nothing but its stop reason, by what that reason says of a
+#: guardrail (``terms_from_converse``'s common case, built once).
+_BY_GUARDRAIL: dict[bool | None, BillingTerms] = {
+    None: _EMPTY,
+    True: BillingTerms(guardrail_intervened=True),
+    False: BillingTerms(guardrail_intervened=False),
+}
 
 
 def _member(value: object, allowed: frozenset[str]) -> str | None:
@@ -95,9 +102,10 @@ def _member(value: object, allowed: frozenset[str]) -> str | None:
 
 def _mapping(value: object) -> Mapping[str, Any] | None:
     # ``dict`` first: botocore's parsed responses are dicts, and an ABC check costs ~10x more.
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is dict:
         return value
-    return None
+    # ``None`` (an absent member, the common case) without the ABC check either.
+    return value if value is not None and isinstance(value, Mapping) else None
 
 
 def _field(container: object, *path: str) -> object:
@@ -196,6 +204,15 @@ def terms_from_converse(response: object, stop_reason: object = None) -> Billing
     ``stop_reason``: ConverseStream carries it in ``messageStop``, not in ``metadata``; pass it when
     known. A Converse response's own ``stopReason`` is read when ``stop_reason`` is not given.
     """
+    if type(response) is dict and not (
+        "serviceTier" in response or "performanceConfig" in response or "trace" in response
+    ):
+        # The common response (no tier, latency mode or router trace; no cache writes): a prebuilt
+        # value equal to what the general path below builds, without its field walks.
+        usage = response.get("usage")
+        if usage is None or (type(usage) is dict and "cacheDetails" not in usage):
+            reason = stop_reason if stop_reason is not None else response.get("stopReason")
+            return _BY_GUARDRAIL[guardrail_intervened_from_stop_reason(reason)]
     if _mapping(response) is None:
         return _EMPTY
     five, hour = cache_writes_from_details(_field(response, "usage", "cacheDetails"))
@@ -215,16 +232,26 @@ def terms_from_headers(headers: object) -> BillingTerms:
     mapping = _mapping(headers)
     if mapping is None:
         return _EMPTY
-    return BillingTerms(
-        service_tier=service_tier_of(mapping.get(SERVICE_TIER_HEADER)),
-        latency_mode=latency_mode_of(mapping.get(LATENCY_HEADER)),
-    )
+    tier = mapping.get(SERVICE_TIER_HEADER)
+    latency = mapping.get(LATENCY_HEADER)
+    if tier is None and latency is None:
+        return _EMPTY  # the common response: nothing to build
+    return BillingTerms(service_tier=service_tier_of(tier), latency_mode=latency_mode_of(latency))
 
 
 def terms_from_anthropic_body(body: object) -> BillingTerms:
     """Terms from a decoded InvokeModel body or stream chunk of any family: Anthropic's cache
     writes by TTL (``usage`` of a body, ``message.usage`` of a ``message_start`` chunk) and the
     guardrail action Bedrock adds to every family's body."""
+    if type(body) is dict and GUARDRAIL_ACTION_KEY not in body:
+        # The common body or chunk (no guardrail action, no cache writes by TTL): the empty terms
+        # the general path below would build, without its field walks (this runs per usage chunk).
+        usage = body.get("usage")
+        if usage is None:
+            message = body.get("message")
+            usage = message.get("usage") if type(message) is dict else message
+        if usage is None or (type(usage) is dict and "cache_creation" not in usage):
+            return _EMPTY
     if _mapping(body) is None:
         return _EMPTY
     usage = _field(body, "usage")

@@ -94,6 +94,8 @@ class Rate:
     thresholds: tuple[tuple[int, float], ...] = ()
 
     def at(self, total_input: int) -> float:
+        if not self.thresholds:  # most prices: one rate whatever the size
+            return self.base
         for start, price in reversed(self.thresholds):
             if total_input > start:
                 return price

@@ -24,6 +24,8 @@ def token_count(value: object) -> int | None:
     """
     if type(value) is int:  # fast path; also excludes bool
         return value if 0 <= value <= _MAX_TOKENS else None
+    if value is None:  # an absent field, the next most common case
+        return None
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer() and 0 <= value <= _MAX_TOKENS:
             return int(value)
