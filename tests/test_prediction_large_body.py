@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from otel_bedrock_tokens import BedrockTokensInstrumentor
+from otel_bedrock_tokens.count_tokens_input import request_size
 from otel_bedrock_tokens.emulator import BedrockEmulator
-from otel_bedrock_tokens.prediction import request_size
 from otel_bedrock_tokens.settings import SettingError
 
 from .support.child_emulator import child_emulator, client_for
