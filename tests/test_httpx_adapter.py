@@ -1,0 +1,226 @@
+"""The httpx2 adapter with the real anthropic and openai SDKs, over loopback, against the emulator.
+
+Each test: the instrumentor is on (the ``instrumented`` fixture), the client sends through its own
+``httpx2`` client, and our span carries the tokens the emulator's ledger billed and the client
+reported. The clients' results are the same as without us, nothing is logged, and the span ends
+exactly once on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+anthropic = pytest.importorskip("anthropic")
+openai = pytest.importorskip("openai")
+httpx2 = pytest.importorskip("httpx2")
+
+from otel_bedrock_tokens import BedrockTokensInstrumentor, names  # noqa: E402
+from otel_bedrock_tokens._semconv import (  # noqa: E402
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+)
+from otel_bedrock_tokens.emulator import BedrockEmulator  # noqa: E402
+
+from .support.telemetry import Telemetry  # noqa: E402
+
+CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+GPT_OSS = "openai.gpt-oss-120b-1:0"
+HELLO = [{"role": "user", "content": "Name three rivers of Europe, briefly."}]
+AWS = {"aws_access_key": "emulator", "aws_secret_key": "emulator", "aws_region": "us-east-1"}
+MANTLE_HOST = "bedrock-mantle.us-east-1.api.aws"
+
+
+@pytest.fixture
+def emulator() -> Iterator[BedrockEmulator]:
+    with BedrockEmulator(cache_minimum=0) as running:
+        yield running
+
+
+def _ledger(emulator: BedrockEmulator) -> tuple[int, int]:
+    entry = emulator.ledger.entries()[-1]
+    assert entry.billed
+    return entry.input_tokens, entry.output_tokens
+
+
+def _span(telemetry: Telemetry) -> Any:
+    (span,) = telemetry.spans()
+    return span
+
+
+def _tokens(span: Any) -> tuple[int, int]:
+    return span.attributes[GEN_AI_USAGE_INPUT_TOKENS], span.attributes[GEN_AI_USAGE_OUTPUT_TOKENS]
+
+
+def _bedrock(emulator: BedrockEmulator) -> Any:
+    return anthropic.AnthropicBedrock(**AWS, base_url=emulator.endpoint_url, http_client=httpx2.Client())
+
+
+def test_anthropic_bedrock_create_is_one_span_with_billed_tokens(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    message = _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    span = _span(instrumented)
+    assert span.attributes["gen_ai.request.model"] == CLAUDE
+    assert _tokens(span) == _ledger(emulator) == (message.usage.input_tokens, message.usage.output_tokens)
+
+
+def test_anthropic_bedrock_stream_ends_the_span_completed(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    with _bedrock(emulator).messages.stream(model=CLAUDE, max_tokens=64, messages=HELLO) as stream:
+        final = stream.get_final_message()
+    span = _span(instrumented)
+    assert span.attributes[names.STREAM_END] == "completed"
+    assert _tokens(span) == _ledger(emulator) == (final.usage.input_tokens, final.usage.output_tokens)
+
+
+def test_results_are_identical_to_an_uninstrumented_run(
+    emulator: BedrockEmulator, telemetry: Telemetry
+) -> None:
+    def run() -> tuple[Any, list[Any]]:
+        message = _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+        stream = _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO, stream=True)
+        return _without_ids(message.model_dump()), [_without_ids(event.model_dump()) for event in stream]
+
+    without = run()
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    try:
+        with_us = run()
+    finally:
+        instrumentor.uninstrument()
+    assert len(telemetry.spans()) == 2
+    assert with_us == without
+
+
+_PER_CALL = frozenset({"id", "invocationLatency", "firstByteLatency"})
+
+
+def _without_ids(data: Any) -> Any:
+    """The emulator's message ids and latencies differ per call; everything else is the same."""
+    if isinstance(data, dict):
+        return {key: _without_ids(value) for key, value in data.items() if key not in _PER_CALL}
+    return data
+
+
+def test_nothing_is_logged(
+    emulator: BedrockEmulator, instrumented: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="otel_bedrock_tokens"):
+        _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+        with _bedrock(emulator).messages.stream(model=CLAUDE, max_tokens=64, messages=HELLO) as stream:
+            stream.get_final_message()
+    assert [r for r in caplog.records if r.name.startswith("otel_bedrock_tokens")] == []
+
+
+def test_a_broken_off_stream_ends_closed_and_incomplete(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    stream = _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO, stream=True)
+    first = next(iter(stream))
+    stream.close()
+    span = _span(instrumented)
+    assert first.type == "message_start"
+    assert span.attributes[names.STREAM_END] == "closed"
+    assert span.attributes[names.STREAM_INCOMPLETE] is True
+
+
+def test_async_cancellation_ends_the_span_once_with_the_error(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    emulator.set_latency(per_token=0.05)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        client = anthropic.AsyncAnthropicBedrockMantle(
+            **AWS, base_url=emulator.endpoint_url + "/anthropic", http_client=httpx2.AsyncClient()
+        )
+        async with client.messages.stream(model=CLAUDE, max_tokens=64, messages=HELLO) as stream:
+            async for _ in stream:
+                started.set()
+
+    async def run() -> None:
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    span = _span(instrumented)
+    assert span.attributes[names.STREAM_INCOMPLETE] is True
+    assert span.attributes["error.type"] in ("asyncio.exceptions.CancelledError", "CancelledError")
+
+
+def test_async_anthropic_bedrock_create(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    async def run() -> Any:
+        client = anthropic.AsyncAnthropicBedrock(
+            **AWS, base_url=emulator.endpoint_url, http_client=httpx2.AsyncClient()
+        )
+        return await client.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+
+    message = asyncio.run(run())
+    span = _span(instrumented)
+    assert _tokens(span) == _ledger(emulator) == (message.usage.input_tokens, message.usage.output_tokens)
+
+
+def test_mantle_messages_create(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    client = anthropic.AnthropicBedrockMantle(
+        **AWS, base_url=emulator.endpoint_url + "/anthropic", http_client=httpx2.Client()
+    )
+    message = client.messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    span = _span(instrumented)
+    assert span.attributes["gen_ai.request.model"] == CLAUDE
+    assert _tokens(span) == _ledger(emulator) == (message.usage.input_tokens, message.usage.output_tokens)
+
+
+def test_openai_chat_completions_stream_on_mantle(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    client = openai.OpenAI(
+        api_key="bedrock-api-key",
+        base_url=emulator.endpoint_url + "/v1",
+        default_headers={"Host": MANTLE_HOST},
+        http_client=httpx2.Client(),
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model=GPT_OSS, messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    usage = chunks[-1].usage
+    span = _span(instrumented)
+    assert span.attributes[names.STREAM_END] == "completed"
+    assert _tokens(span) == _ledger(emulator) == (usage.prompt_tokens, usage.completion_tokens)
+
+
+def test_a_non_bedrock_request_passes_through_unmeasured(instrumented: Telemetry) -> None:
+    client = httpx2.Client(
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, content=b"ok"))
+    )
+    response = client.post("http://example.test/model/x/invoke", content=b"{}")
+    assert response.content == b"ok"
+    assert instrumented.spans() == ()
+
+
+def test_uninstrument_leaves_nothing_behind(telemetry: Telemetry) -> None:
+    before = (
+        httpx2.Client.__dict__["_send_single_request"],
+        httpx2.AsyncClient.__dict__["_send_single_request"],
+    )
+    instrumentor = BedrockTokensInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    assert httpx2.Client.__dict__["_send_single_request"] is not before[0]
+    instrumentor.uninstrument()
+    after = (
+        httpx2.Client.__dict__["_send_single_request"],
+        httpx2.AsyncClient.__dict__["_send_single_request"],
+    )
+    assert after == before
