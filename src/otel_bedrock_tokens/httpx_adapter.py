@@ -51,7 +51,7 @@ from .streams import END_CLOSED, END_COMPLETED, END_ERROR, StreamState
 from .telemetry import Call
 from .wire import request as ops
 from .wire.readers import Reader, reader_for
-from .wire.request import recognize
+from .wire.request import plausible, recognize
 
 logger = logging.getLogger(__name__)
 
@@ -260,8 +260,12 @@ class HttpxAdapter:
             if request.method != "POST":
                 return None
             url = request.url
+            path = url.raw_path.decode("ascii")
+            if not plausible(path):
+                return None
             headers = request.headers
-            found = recognize("POST", url.raw_path.decode("ascii"), headers.get("host", url.host), headers)
+            # The Host header, not the URL: a proxy or VPC endpoint in front of Bedrock keeps its name.
+            found = recognize("POST", path, headers.get("host") or url.host, headers)
             if found is None:
                 return None
             operation = WIRE_OPERATIONS.get(found.operation)
