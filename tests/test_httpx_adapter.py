@@ -9,6 +9,8 @@ exactly once on every path.
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -224,3 +226,87 @@ def test_uninstrument_leaves_nothing_behind(telemetry: Telemetry) -> None:
         httpx2.AsyncClient.__dict__["_send_single_request"],
     )
     assert after == before
+
+
+# --- SigV4 over httpx2, as litellm sends: Converse and ConverseStream ------------------------------
+
+CONVERSE_BODY = {"messages": [{"role": "user", "content": [{"text": "Name three rivers of Europe."}]}]}
+
+
+def _signed(url: str, body: dict[str, object]) -> tuple[str, dict[str, str], bytes]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(body).encode()
+    request = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials("emulator", "emulator"), "bedrock", "us-east-1").add_auth(request)
+    return url, dict(request.headers.items()), data
+
+
+def _model_url(emulator: BedrockEmulator, action: str) -> str:
+    return f"{emulator.endpoint_url}/model/{CLAUDE.replace(':', '%3A')}/{action}"
+
+
+def test_signed_converse_over_httpx2(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    url, headers, data = _signed(_model_url(emulator, "converse"), CONVERSE_BODY)
+    with httpx2.Client() as client:
+        usage = client.post(url, headers=headers, content=data).json()["usage"]
+    span = _span(instrumented)
+    assert span.attributes["gen_ai.request.model"] == CLAUDE
+    assert _tokens(span) == _ledger(emulator) == (usage["inputTokens"], usage["outputTokens"])
+
+
+def test_signed_converse_stream_read_in_small_pieces(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    url, headers, data = _signed(_model_url(emulator, "converse-stream"), CONVERSE_BODY)
+    with httpx2.Client() as client, client.stream("POST", url, headers=headers, content=data) as response:
+        for _ in response.iter_bytes(7):  # frames split across reads
+            pass
+    span = _span(instrumented)
+    assert span.attributes[names.STREAM_END] == "completed"
+    assert _tokens(span) == _ledger(emulator)
+
+
+def test_a_throttled_call_ends_with_the_service_error_type(
+    emulator: BedrockEmulator, instrumented: Telemetry
+) -> None:
+    emulator.inject("throttle")
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic.AnthropicBedrock(
+            **AWS, base_url=emulator.endpoint_url, http_client=httpx2.Client(), max_retries=0
+        ).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    span = _span(instrumented)
+    assert span.attributes["error.type"] == "ThrottlingException"
+
+
+def test_a_response_dropped_unread_ends_abandoned(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    from otel_bedrock_tokens import abandoned
+
+    url, headers, data = _signed(_model_url(emulator, "converse-stream"), CONVERSE_BODY)
+    client = httpx2.Client()
+    response = client.send(client.build_request("POST", url, headers=headers, content=data), stream=True)
+    del response
+    gc.collect()
+    abandoned.drain()  # the finalizer only queued it: the next call, the reaper or exit ends it
+    span = _span(instrumented)
+    assert span.attributes[names.STREAM_END] == "abandoned"
+    client.close()
+
+
+def test_the_hooks_get_the_httpx_request_and_response(
+    emulator: BedrockEmulator, make_instrumentor: Any
+) -> None:
+    seen: list[Any] = []
+    make_instrumentor(
+        request_hook=lambda span, service, operation, data: seen.append(("request", operation, data)),
+        response_hook=lambda span, service, operation, data: seen.append(("response", operation, data)),
+    )
+    _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    assert [(kind, operation) for kind, operation, _ in seen] == [
+        ("request", "InvokeModel"),
+        ("response", "InvokeModel"),
+    ]
+    assert isinstance(seen[0][2], httpx2.Request)
+    assert isinstance(seen[1][2], httpx2.Response)
