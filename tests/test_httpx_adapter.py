@@ -71,6 +71,11 @@ def test_anthropic_bedrock_create_is_one_span_with_billed_tokens(
     assert _tokens(span) == _ledger(emulator) == (message.usage.input_tokens, message.usage.output_tokens)
 
 
+def test_a_plain_call_has_no_stream_attributes(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    _bedrock(emulator).messages.create(model=CLAUDE, max_tokens=64, messages=HELLO)
+    assert names.STREAM_END not in _span(instrumented).attributes
+
+
 def test_anthropic_bedrock_stream_ends_the_span_completed(
     emulator: BedrockEmulator, instrumented: Telemetry
 ) -> None:

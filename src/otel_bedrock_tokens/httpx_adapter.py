@@ -43,11 +43,12 @@ from botocore.exceptions import ClientError
 from . import abandoned
 from ._logging import log_internal_error
 from .endpoint import server_of
+from .errors import error_type_of
 from .facts import RequestParams, ResponseFacts
 from .families import Family
 from .lifecycle import Lifecycle
 from .operations import OPERATIONS, Operation, parse_json_object
-from .streams import END_CLOSED, END_COMPLETED, END_ERROR, StreamState
+from .streams import END_ABANDONED, END_CLOSED, END_COMPLETED, END_ERROR, StreamState
 from .telemetry import Call
 from .wire import request as ops
 from .wire.readers import Reader, reader_for
@@ -104,19 +105,22 @@ def _error_type(response: Any) -> str | None:
 
 
 class _Watch:
-    """One measured call's response: its reader and the single end of its span."""
+    """One measured call's response: its reader and the single end of its span.
+
+    Also what :mod:`.abandoned` queues when the response is dropped unread (the tee's finalizer
+    only appends it to a deque): :meth:`abandon` then ends the span from a safe place."""
 
     __slots__ = (
         "__weakref__",
         "body",
         "call",
+        "ended",
         "error_type",
         "headers",
         "lifecycle",
         "operation",
         "reader",
         "state",
-        "streamed",
     )
 
     def __init__(
@@ -134,49 +138,70 @@ class _Watch:
         self.operation = operation
         self.reader = reader
         self.headers = headers
-        self.streamed = streamed
         self.error_type = error_type
+        self.ended = False
+        #: A plain body, kept until it has been read to its end (parsed once, then).
         self.body: list[bytes] = []
-        self.state: StreamState = lifecycle.watch_stream(call, reader.facts)
+        #: A streamed body's end-of-life state (stream attributes, chunk timings); ``None``: plain.
+        self.state: StreamState | None = (
+            lifecycle.watch_stream(call, reader.facts, track=False) if streamed else None
+        )
+        abandoned.track(self)
 
     def feed(self, chunk: bytes) -> bool:
         """One piece as the application read it; ``True`` when a stream's final usage event has
         just been read (the span can end now, as a botocore stream's does)."""
-        if self.state.ended:
+        if self.ended:
             return False
         try:
-            self.state.arrived()
-            if self.streamed:
-                reader = self.reader
-                reader.feed(chunk)
-                return reader.done
-            self.body.append(chunk)
+            state = self.state
+            if state is None:
+                self.body.append(chunk)
+                return False
+            state.arrived()
+            reader = self.reader
+            reader.feed(chunk)
+            return reader.done
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not read a response")
-        return False
+            return False
+
+    def abandon(self) -> None:
+        """The response was dropped unread (see :mod:`.abandoned`)."""
+        self.end(END_ABANDONED)
 
     def end(self, how: str, error: BaseException | None = None) -> None:
-        """End the span once (later calls do nothing)."""
-        state = self.state
-        if state.ended:
+        """End the span once (later calls do nothing); never raises an ``Exception``."""
+        if self.ended:
             return
+        self.ended = True
+        abandoned.ended(self)
+        reader = self.reader
+        state = self.state
         try:
-            reader = self.reader
-            if not self.streamed and how == END_COMPLETED:
+            if state is None:
+                # A plain body: whatever was read (the token headers count even if it was not).
                 reader.read_body(self.headers, b"".join(self.body))
                 self.body = []
-            facts: ResponseFacts = reader.facts
-            if reader.done:
-                state.billed = reader.usage
-            state.facts = facts
             if error is None:
                 kind = self.error_type or reader.error_code
                 if kind is not None:
                     # The service's error code, named as botocore's ClientError names it (never raised).
                     error = ClientError({"Error": {"Code": kind}}, self.operation.api_name)
+            facts: ResponseFacts = reader.facts
+            if state is None:
+                facts.usage = reader.usage
+                self.lifecycle.end(self.call, facts, error_type_of(error) if error is not None else None)
+                return
+            state.facts = facts
+            if reader.done:
+                state.billed = reader.usage
         except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not read a response")
-        state.finish(how, error)
+            log_internal_error(logger, "bedrock-tokens: could not end a span")
+            if state is None:
+                return
+        if state is not None:
+            state.finish(how, error)
 
 
 class _SyncTee(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -185,7 +210,7 @@ class _SyncTee(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, watch: _Watch) -> None:
         super().__init__(wrapped)
         self._self_watch = watch
-        finalizer = self._self_finalizer = weakref.finalize(self, abandoned.abandon, watch.state)
+        finalizer = self._self_finalizer = weakref.finalize(self, abandoned.abandon, watch)
         finalizer.atexit = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -217,7 +242,7 @@ class _AsyncTee(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, watch: _Watch) -> None:
         super().__init__(wrapped)
         self._self_watch = watch
-        finalizer = self._self_finalizer = weakref.finalize(self, abandoned.abandon, watch.state)
+        finalizer = self._self_finalizer = weakref.finalize(self, abandoned.abandon, watch)
         finalizer.atexit = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

@@ -183,15 +183,17 @@ class Lifecycle:
             log_internal_error(logger, "bedrock-tokens: could not make the span current")
         return call
 
-    def watch_stream(self, call: Call, facts: ResponseFacts) -> StreamState:
+    def watch_stream(self, call: Call, facts: ResponseFacts, track: bool = True) -> StreamState:
         """The end-of-life state of a stream read by a transport of its own (bytes teed into a
         reader, no botocore ``EventStream``): the same stream attributes, chunk timings, single end
         and abandoned-stream handling as a botocore stream. The transport calls
         :meth:`.streams.StreamState.arrived` per piece read, sets ``facts``/``billed`` from its
         reader, and :meth:`.streams.StreamState.finish` once (or queues it with
-        :func:`.abandoned.abandon` from a finalizer)."""
+        :func:`.abandoned.abandon` from a finalizer). ``track=False``: the transport tracks an
+        abandonable object of its own that ends this state (see :mod:`.abandoned`)."""
         state = StreamState(call, facts, self.chunk_timing, self)
-        abandoned.track(state)
+        if track:
+            abandoned.track(state)
         return state
 
     def refuse(self, call: Call, refusal: RefuseRequest) -> NoReturn:
