@@ -315,3 +315,17 @@ def test_the_hooks_get_the_httpx_request_and_response(
     ]
     assert isinstance(seen[0][2], httpx2.Request)
     assert isinstance(seen[1][2], httpx2.Response)
+
+
+def test_openai_reasoning_tokens_reach_the_span(emulator: BedrockEmulator, instrumented: Telemetry) -> None:
+    client = openai.OpenAI(
+        api_key="bedrock-api-key",
+        base_url=emulator.endpoint_url + "/v1",
+        default_headers={"Host": MANTLE_HOST},
+        http_client=httpx2.Client(),
+    )
+    response = client.responses.create(model=GPT_OSS, input="Name three rivers of Europe, briefly.")
+    reasoning = response.usage.output_tokens_details.reasoning_tokens
+    span = _span(instrumented)
+    assert span.attributes.get(names.USAGE_REASONING_OUTPUT_TOKENS) == reasoning
+    assert _tokens(span)[1] == response.usage.output_tokens == _ledger(emulator)[1]

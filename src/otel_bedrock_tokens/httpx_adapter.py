@@ -189,17 +189,21 @@ class _Watch:
                     # The service's error code, named as botocore's ClientError names it (never raised).
                     error = ClientError({"Error": {"Code": kind}}, self.operation.api_name)
             facts: ResponseFacts = reader.facts
+            usage = reader.usage
+            if usage.reasoning_output_tokens is None and reader.reasoning_tokens is not None:
+                usage.reasoning_output_tokens = reader.reasoning_tokens  # mantle shapes state them
             if state is None:
-                facts.usage = reader.usage
+                facts.usage = usage
                 self.lifecycle.end(self.call, facts, error_type_of(error) if error is not None else None)
                 return
             state.facts = facts
             if reader.done:
-                state.billed = reader.usage
+                state.billed = usage
         except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not end a span")
             if state is None:
+                self.lifecycle.end_unrecorded(self.call)  # logs, ends the span bare
                 return
+            log_internal_error(logger, "bedrock-tokens: could not read a response")
         if state is not None:
             state.finish(how, error)
 
