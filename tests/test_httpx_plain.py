@@ -77,3 +77,43 @@ def test_a_request_that_is_not_bedrock_is_untouched(instrumented: Telemetry) -> 
         response = client.post("http://example.test/model/x/converse", content=b"{}")
     assert response.content == b"ok"
     assert instrumented.spans() == ()
+
+
+_IMPORTED_LATER = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_bedrock_tokens import BedrockTokensInstrumentor
+
+assert "httpx" not in sys.modules
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+instrumentor = BedrockTokensInstrumentor()
+instrumentor.instrument(tracer_provider=provider)
+import httpx  # imported after instrument(): the post-import hook patches it now
+
+sigv4 = ("AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, "
+         "SignedHeaders=host, Signature=0")
+answer = httpx.Response(200, content=b'{"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}}')
+client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+client.post("https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
+            headers={"authorization": sigv4}, content=b'{"messages": []}').read()
+(span,) = exporter.get_finished_spans()
+original = httpx.Client.__dict__["_send_single_request"].__wrapped__
+instrumentor.uninstrument()
+assert httpx.Client.__dict__["_send_single_request"] is original
+print(span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"])
+"""
+
+
+def test_httpx_imported_after_instrument_is_patched_then_restored() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_LATER], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["7", "3"]

@@ -356,6 +356,10 @@ class HttpxAdapter:
         watch = self._watch(begun, request, response)
         if watch is not None:
             try:
+                if response.is_closed:  # read already (a Response built with content=): nothing to tee
+                    watch.feed(response.content)
+                    watch.end(END_COMPLETED)
+                    return response
                 response.stream = _SyncTee(response.stream, watch)
             except Exception:
                 log_internal_error(logger, "bedrock-tokens: could not watch a response")
@@ -380,6 +384,10 @@ class HttpxAdapter:
         watch = self._watch(begun, request, response)
         if watch is not None:
             try:
+                if response.is_closed:  # read already (a Response built with content=): nothing to tee
+                    watch.feed(response.content)
+                    watch.end(END_COMPLETED)
+                    return response
                 response.stream = _AsyncTee(response.stream, watch)
             except Exception:
                 log_internal_error(logger, "bedrock-tokens: could not watch a response")
