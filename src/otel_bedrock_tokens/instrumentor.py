@@ -229,6 +229,54 @@ def _arm_aio(aio: _AioPatch) -> None:
         wrapt.register_post_import_hook(_on_aio_import, _AIO_MODULE)
 
 
+class _HttpxHalf:
+    """The httpx/httpx2 half of the current ``instrument()`` (see :mod:`.httpx_adapter`): applied
+    to each package when the application imports it, or at once when it already has. The adapter
+    module (and the wire readers) are imported only then."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self.patch: Any = None  # the HttpxPatch, once a package is patched
+
+    def apply(self, module: ModuleType) -> None:
+        try:
+            if self.patch is None:
+                from .httpx_adapter import HttpxPatch
+
+                self.patch = HttpxPatch(self.lifecycle)
+            self.patch.apply(module)
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not instrument httpx", logging.WARNING)
+
+    def remove(self) -> None:
+        if self.patch is not None:
+            self.patch.remove()
+            self.patch = None
+
+
+#: The httpx packages whose post-import hook is registered (once per process: it cannot be removed).
+_httpx_import_hooks: set[str] = set()
+_HTTPX_PACKAGES = ("httpx", "httpx2")
+
+
+def _on_httpx_import(module: ModuleType) -> None:
+    """Post-import hook of ``httpx`` and ``httpx2``: applies the current instrumentation, if any."""
+    half = BedrockTokensInstrumentor._httpx
+    if half is not None:
+        half.apply(module)
+
+
+def _arm_httpx(half: _HttpxHalf) -> None:
+    """Apply ``half`` to each httpx package now if imported, else when it is (installed ones only)."""
+    for package in _HTTPX_PACKAGES:
+        module = sys.modules.get(package)
+        if module is not None:
+            half.apply(module)
+        elif package not in _httpx_import_hooks and _installed(package):
+            _httpx_import_hooks.add(package)
+            wrapt.register_post_import_hook(_on_httpx_import, package)
+
+
 def _predictor(settings: PredictionSettings) -> Predictor:
     """A :class:`Predictor`, importing :mod:`.prediction` only now: with ``count_tokens="off"`` (the
     default) it is never imported, which keeps it out of the cold start."""
@@ -257,6 +305,7 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     _adapter: BotocoreAdapter | None = None
     _aio: _AioPatch | None = None
+    _httpx: _HttpxHalf | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("botocore >= 1.34",)
@@ -285,6 +334,8 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if _installed(_AIO_PACKAGE):
             aio = type(self)._aio = _AioPatch(lifecycle)
             _arm_aio(aio)
+        half = type(self)._httpx = _HttpxHalf(lifecycle)
+        _arm_httpx(half)
 
     def wait_for_predictions(self, timeout: float = 5.0) -> bool:
         """Wait until every CountTokens prediction in flight has been recorded (before exporting
@@ -307,7 +358,10 @@ class BedrockTokensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         adapter = type(self)._adapter
         aio = type(self)._aio
-        type(self)._adapter = type(self)._aio = None
+        half = type(self)._httpx
+        type(self)._adapter = type(self)._aio = type(self)._httpx = None
+        if half is not None:
+            half.remove()
         if adapter is None:
             return
         lifecycle = adapter.lifecycle

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from . import abandoned
 from ._logging import log_internal_error
 from .abandoned import ABANDONED, drain
 from .endpoint import server_of
@@ -35,7 +36,7 @@ from .errors import error_facts, error_type_of
 from .facts import ResponseFacts
 from .operations import Operation
 from .refusal import RefuseRequest
-from .streams import StreamProxy, install_proxy
+from .streams import StreamProxy, StreamState, install_proxy
 from .telemetry import Attributes, Call, Instruments, RequestHook, ResponseHook
 
 if TYPE_CHECKING:
@@ -148,6 +149,54 @@ class Lifecycle:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not make the span current")
         return call
+
+    # --- transports without a botocore client (httpx, httpx2) -------------------------------
+
+    def start_request(
+        self,
+        operation: Operation,
+        params: Mapping[str, Any],
+        server: tuple[str | None, int | None],
+        hook_data: Any = None,
+    ) -> Call | None:
+        """:meth:`start` for a transport that has no botocore client, only the request itself
+        (``params`` shaped as botocore's for ``operation``; ``server`` from the request URL). No
+        prediction: it needs a botocore client to call CountTokens with (see the httpx adapter).
+        Drains abandoned streams first, as :meth:`operation_of` does. The request hook gets
+        ``hook_data`` (the transport's request object). Never raises an error of ours."""
+        try:
+            if not self.active or not is_instrumentation_enabled():
+                return None
+            if ABANDONED:
+                drain()
+            call = self.telemetry.start(operation.request(params, server))
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not start a span")
+            return None
+        if self.request_hook is not None:
+            try:
+                self.run_hook(self.request_hook, call, operation, hook_data)
+            except BaseException as interrupt:
+                self.fail(call, interrupt)
+                raise
+        try:
+            call.activate()
+        except Exception:
+            log_internal_error(logger, "bedrock-tokens: could not make the span current")
+        return call
+
+    def watch_stream(self, call: Call, facts: ResponseFacts, track: bool = True) -> StreamState:
+        """The end-of-life state of a stream read by a transport of its own (bytes teed into a
+        reader, no botocore ``EventStream``): the same stream attributes, chunk timings, single end
+        and abandoned-stream handling as a botocore stream. The transport calls
+        :meth:`.streams.StreamState.arrived` per piece read, sets ``facts``/``billed`` from its
+        reader, and :meth:`.streams.StreamState.finish` once (or queues it with
+        :func:`.abandoned.abandon` from a finalizer). ``track=False``: the transport tracks an
+        abandonable object of its own that ends this state (see :mod:`.abandoned`)."""
+        state = StreamState(call, facts, self.chunk_timing, self)
+        if track:
+            abandoned.track(state)
+        return state
 
     def refuse(self, call: Call, refusal: RefuseRequest) -> NoReturn:
         """The budget guard refused: end the span in a guard of its own (a failing span processor

@@ -145,6 +145,15 @@ class StreamState:
 
         return step
 
+    def arrived(self) -> None:
+        """One piece of the stream arrived (a transport that tees bytes rather than stepping
+        events: one piece is one read of the body): count it and time it as :meth:`stepper` does."""
+        self.events += 1
+        if self.first_event_at is None:
+            self.first_event_at = self.last_event_at = perf_counter()
+        elif self.per_chunk:
+            self.time_chunk()
+
     def time_chunk(self) -> None:
         """``chunk_timing="chunk"``: one point for the gap since the previous chunk."""
         now = perf_counter()

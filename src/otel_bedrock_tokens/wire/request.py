@@ -115,6 +115,19 @@ def is_bedrock_authorization(authorization: str | None, host: str) -> bool:
     return False
 
 
+def _plausible(path: str) -> bool:
+    """One substring search and one suffix test: the whole cost for almost every request (a trailing
+    slash defeats the suffix test, so such paths go on to the full match). ``path`` without query."""
+    return _MODEL_SEGMENT in path or path.endswith(_MANTLE_ENDINGS) or path.endswith("/")
+
+
+def plausible(path: str) -> bool:
+    """Whether a raw path (query allowed) may be a Bedrock route: a transport's pre-check before it
+    reads anything else of the request (the ``Host`` header for :func:`recognize`)."""
+    query = path.find("?")
+    return _plausible(path[:query] if query >= 0 else path)
+
+
 def recognize(method: str, path: str, host: str, headers: Mapping[str, str]) -> BedrockRequest | None:
     """The Bedrock call this request is, or ``None`` (most requests: decided without reading headers).
 
@@ -127,9 +140,7 @@ def recognize(method: str, path: str, host: str, headers: Mapping[str, str]) -> 
     query = path.find("?")
     if query >= 0:
         path = path[:query]
-    # One substring search and one suffix test: the whole cost for almost every request (a trailing
-    # slash defeats the suffix test, so such paths go on to the full match).
-    if _MODEL_SEGMENT not in path and not path.endswith(_MANTLE_ENDINGS) and not path.endswith("/"):
+    if not _plausible(path):
         return None
     found = route(path)
     if found is None:
