@@ -337,3 +337,10 @@ def test_openai_reasoning_tokens_reach_the_span(
     span = _span(instrumented)
     assert span.attributes.get(names.USAGE_REASONING_OUTPUT_TOKENS) == reasoning
     assert _tokens(span)[1] == response.usage.output_tokens == _ledger(emulator)[1]
+
+
+def test_a_transport_error_ends_the_span_and_propagates(instrumented: Telemetry) -> None:
+    url, headers, data = _signed("http://127.0.0.1:9/model/m/converse", CONVERSE_BODY)
+    with httpx2.Client() as client, pytest.raises(httpx2.ConnectError):
+        client.post(url, headers=headers, content=data)
+    assert _span(instrumented).attributes["error.type"].endswith("ConnectError")
