@@ -339,7 +339,7 @@ def test_openai_reasoning_tokens_reach_the_span(
     assert _tokens(span)[1] == response.usage.output_tokens == _ledger(emulator)[1]
 
 
-def test_a_transport_error_ends_the_span_and_propagates(instrumented: Telemetry) -> None:
+def test_a_transport_error_ends_the_span_and_propagates(instrumented: TelemetryCapture) -> None:
     url, headers, data = _signed("http://127.0.0.1:9/model/m/converse", CONVERSE_BODY)
     with httpx2.Client() as client, pytest.raises(httpx2.ConnectError):
         client.post(url, headers=headers, content=data)
