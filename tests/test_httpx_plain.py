@@ -119,3 +119,64 @@ def test_httpx_imported_after_instrument_is_patched_then_restored() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["7", "3"]
+
+
+_INVOKE_BODY = {
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "Name three rivers of Europe."}],
+}
+
+
+class _Pieces(httpx.SyncByteStream):
+    """A recorded body handed on in 7-byte pieces: reads that split and join event frames."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self.body[at : at + 7] for at in range(0, len(self.body), 7))
+
+
+@pytest.mark.parametrize("action", ["converse-stream", "invoke-with-response-stream"])
+def test_stream_events_counts_decoded_events_as_the_botocore_path_does(
+    emulator: BedrockEmulator, instrumented: TelemetryCapture, action: str
+) -> None:
+    """The same stream through boto3, through httpx over loopback, and replayed through httpx in
+    7-byte reads: ``bedrock_tokens.stream.events`` is the number of events the boto3 caller
+    iterated on every path, whatever the sizes of the byte reads."""
+    import boto3
+
+    runtime = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
+    )
+    if action == "converse-stream":
+        events = list(runtime.converse_stream(modelId=MODEL, **BODY)["stream"])
+        data = json.dumps(BODY).encode()
+    else:
+        data = json.dumps(_INVOKE_BODY).encode()
+        events = list(runtime.invoke_model_with_response_stream(modelId=MODEL, body=data)["body"])
+    url = f"{emulator.endpoint_url}/model/{MODEL.replace(':', '%3A')}/{action}"
+    request = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials("emulator", "emulator"), "bedrock", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+    with httpx.Client() as client, client.stream("POST", url, headers=headers, content=data) as response:
+        recorded = b"".join(response.iter_bytes())
+        content_type = response.headers["content-type"]
+
+    def replay(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": content_type}, stream=_Pieces(recorded))
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(replay)) as client,
+        client.stream("POST", url, headers=headers, content=data) as response,
+    ):
+        for _ in response.iter_bytes():
+            pass
+    counted = [span.attributes[names.STREAM_EVENTS] for span in instrumented.spans()]
+    assert counted == [len(events)] * 3
+    assert len(events) > 2

@@ -159,9 +159,14 @@ class _Watch:
             if state is None:
                 self.body.append(chunk)
                 return False
-            state.arrived()
             reader = self.reader
+            before = reader.events
             reader.feed(chunk)
+            if reader.failed:
+                state.arrived()  # the bytes cannot be decoded: count reads rather than nothing
+            else:
+                for _ in range(reader.events - before):  # bounded: the events this read completed
+                    state.arrived()
             return reader.done
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not read a response")

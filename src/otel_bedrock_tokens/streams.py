@@ -146,8 +146,8 @@ class StreamState:
         return step
 
     def arrived(self) -> None:
-        """One piece of the stream arrived (a transport that tees bytes rather than stepping
-        events: one piece is one read of the body): count it and time it as :meth:`stepper` does."""
+        """One event of the stream arrived (a transport that tees bytes rather than stepping events
+        calls it once per event its reader decoded): count it and time it as :meth:`stepper` does."""
         self.events += 1
         if self.first_event_at is None:
             self.first_event_at = self.last_event_at = perf_counter()

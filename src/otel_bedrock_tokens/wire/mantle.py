@@ -103,6 +103,7 @@ class _MantleReader(Reader):
 
     def _feed(self, data: bytes) -> None:
         for event in self._decoder.feed(data):
+            self.events += 1
             self._event(event)
             if self.done:
                 return

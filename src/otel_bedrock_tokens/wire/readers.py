@@ -42,7 +42,7 @@ _INVOCATION_METRICS_MARKER = INVOCATION_METRICS.encode()
 class Reader:
     """Base reader: what one response said so far."""
 
-    __slots__ = ("_inflate", "billed", "done", "error_code", "facts", "failed", "reasoning_tokens")
+    __slots__ = ("_inflate", "billed", "done", "error_code", "events", "facts", "failed", "reasoning_tokens")
 
     def __init__(self) -> None:
         self.facts = ResponseFacts()
@@ -50,6 +50,9 @@ class Reader:
         self.billed: Usage | None = None
         #: The response's final usage-bearing part has been read (a stream read to its end).
         self.done = False
+        #: Decoded stream events so far (event frames / SSE events, not byte reads): what
+        #: ``bedrock_tokens.stream.events`` counts, as botocore's stream counts the events it yields.
+        self.events = 0
         #: An in-stream exception or error frame's code (``throttlingException``...), or the error
         #: of a failed mantle stream.
         self.error_code: str | None = None
@@ -171,6 +174,7 @@ class _EventStreamReader(Reader):
         for frame in self._decoder.feed(data):
             kind = frame.message_type
             if kind == "event":
+                self.events += 1
                 self._event(frame)
             elif kind == "exception":
                 self.error_code = frame.headers.get(":exception-type")
