@@ -358,18 +358,7 @@ class HttpxAdapter:
         except BaseException as error:
             self.lifecycle.fail(begun[0], error)
             raise
-        watch = self._watch(begun, request, response)
-        if watch is not None:
-            try:
-                if response.is_closed:  # read already (a Response built with content=): nothing to tee
-                    watch.feed(response.content)
-                    watch.end(END_COMPLETED)
-                    return response
-                response.stream = _SyncTee(response.stream, watch)
-            except Exception:
-                log_internal_error(logger, "bedrock-tokens: could not watch a response")
-                watch.end(END_CLOSED)
-        return response
+        return self._teed(begun, request, response, _SyncTee)
 
     async def send_async(
         self,
@@ -386,6 +375,11 @@ class HttpxAdapter:
         except BaseException as error:  # CancelledError included
             self.lifecycle.fail(begun[0], error)
             raise
+        return self._teed(begun, request, response, _AsyncTee)
+
+    def _teed(self, begun: Begun, request: Any, response: Any, tee: Callable[[Any, _Watch], Any]) -> Any:
+        """``response`` with its byte stream teed into a watch (``tee``: the sync or async stream
+        wrapper; the only difference between the two sends), or as it came when it is not watched."""
         watch = self._watch(begun, request, response)
         if watch is not None:
             try:
@@ -393,7 +387,7 @@ class HttpxAdapter:
                     watch.feed(response.content)
                     watch.end(END_COMPLETED)
                     return response
-                response.stream = _AsyncTee(response.stream, watch)
+                response.stream = tee(response.stream, watch)
             except Exception:
                 log_internal_error(logger, "bedrock-tokens: could not watch a response")
                 watch.end(END_CLOSED)

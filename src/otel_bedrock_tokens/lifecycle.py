@@ -95,11 +95,16 @@ class Lifecycle:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not start a span")
             return None
+        return self.hooked(call, operation, params)
+
+    def hooked(self, call: Call, operation: Operation, hook_data: Any) -> Call:
+        """``call`` after the user's request hook saw ``hook_data`` (every transport's start). A
+        ``BaseException`` from the hook (KeyboardInterrupt, SystemExit...) is the app's, never
+        swallowed: the span ends with it and it propagates."""
         if self.request_hook is not None:
             try:
-                self.run_hook(self.request_hook, call, operation, params)
+                self.run_hook(self.request_hook, call, operation, hook_data)
             except BaseException as interrupt:
-                # KeyboardInterrupt, SystemExit...: the app's, never swallowed; the span still ends.
                 self.fail(call, interrupt)
                 raise
         return call
@@ -173,17 +178,7 @@ class Lifecycle:
         except Exception:
             log_internal_error(logger, "bedrock-tokens: could not start a span")
             return None
-        if self.request_hook is not None:
-            try:
-                self.run_hook(self.request_hook, call, operation, hook_data)
-            except BaseException as interrupt:
-                self.fail(call, interrupt)
-                raise
-        try:
-            call.activate()
-        except Exception:
-            log_internal_error(logger, "bedrock-tokens: could not make the span current")
-        return call
+        return self.made_current(self.hooked(call, operation, hook_data))
 
     def watch_stream(self, call: Call, facts: ResponseFacts, track: bool = True) -> StreamState:
         """The end-of-life state of a stream read by a transport of its own (bytes teed into a
